@@ -1,0 +1,44 @@
+# One-command set-up: every target that needs Python calls `setup` first, so
+# `make demo` and `make test` work on a fresh clone by themselves.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ROS_PKG := ros2_ws/src/swarm_controller
+
+.PHONY: setup demo test test-fast bench lint format colcon clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt $(wildcard $(ROS_PKG)/setup.py)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,ros,dev]'
+	@if [ -f $(ROS_PKG)/setup.py ]; then \
+		$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps -e $(ROS_PKG); fi
+	@touch $(STAMP)
+	@echo "set-up done: $(VENV)"
+
+demo: setup
+	$(BIN)/swarm demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not ros"
+
+bench: setup
+	$(BIN)/swarm bench sim
+	$(BIN)/swarm bench train
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log

@@ -1,0 +1,1 @@
+"""Benchmarks behind `swarm bench ...`: each reports ratios measured side by side in one run."""

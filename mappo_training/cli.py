@@ -1,0 +1,87 @@
+"""`swarm`: the one command-line entry point.
+
+Each subcommand lives in its own module that exposes `add_arguments(parser)`
+and `run(args) -> int`. Those modules import nothing heavy at top level, so
+`swarm --help` is instant and works on a robot with the base install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (name, module, one-line help). `bench` has its own nested subcommands.
+COMMANDS = [
+    ("train", "mappo_training.train", "train a swarm policy with MAPPO"),
+    ("eval", "mappo_training.evaluate", "score a run, checkpoint or exported model"),
+    ("export", "mappo_training.export", "export each robot's actor to ONNX"),
+    ("demo", "mappo_training.demo", "the main job: a short simulated swarm run with pictures"),
+    (
+        "deploy",
+        "mappo_training.deploy",
+        "start policy nodes (and a sim bridge) without a ROS distro",
+    ),
+    ("swap", "mappo_training.swap", "put a new policy on running robots"),
+]
+BENCHMARKS = [
+    ("sim", "mappo_training.benchmarks.sim", "simulator throughput vs the PyBullet floor"),
+    ("train", "mappo_training.benchmarks.train", "training throughput vs env-only throughput"),
+    ("policy", "mappo_training.benchmarks.policy", "single-observation latency, ORT vs torch"),
+    ("node", "mappo_training.benchmarks.node", "scan->cmd_vel latency through DDS, swap ticks"),
+    ("deploy", "mappo_training.benchmarks.deploy", "closed loop over ROS 2 vs swarm eval"),
+]
+
+
+def _load(module_name: str):
+    """Import a command module, or None while that command is not built yet."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name == module_name:
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarm",
+        description="Train robot swarms with MAPPO, export per-robot ONNX policies, deploy on ROS 2.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name, help_text in COMMANDS:
+        module = _load(module_name)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+
+    bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
+    bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    for name, module_name, help_text in BENCHMARKS:
+        module = _load(module_name)
+        if module is None:
+            continue
+        p = bench_sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    bench.set_defaults(_run=lambda args: bench.print_help() or 2)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
