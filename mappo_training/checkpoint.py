@@ -1,0 +1,95 @@
+"""Checkpoints that continue a run exactly: written atomically, checked on load.
+
+A checkpoint holds the learner (weights, optimisers, value normaliser,
+schedules), the step counters, every RNG state and, where the environment can
+give one, a snapshot of the simulator mid-episode. It is written to a temporary
+file and renamed into place, so a crash while saving leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "mappo-swarm-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, or belongs to a different run."""
+
+
+def rng_states() -> dict[str, Any]:
+    import torch
+
+    states = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: temp file in the same folder, fsync, rename."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **payload}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path, expect_config_hash: str | None = None) -> dict[str, Any]:
+    """Load and check a checkpoint; every refusal says why and what to do."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        # Our own files hold numpy RNG state and config dicts, not only tensors.
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a checkpoint ({type(err).__name__}: {err});"
+            " resume from an earlier one in the same folder"
+        ) from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"checkpoint {path} has format {found!r}, expected {FORMAT!r}")
+    if expect_config_hash and data.get("config_hash") != expect_config_hash:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a run with config hash"
+            f" {data.get('config_hash')}, but this run's config hashes to {expect_config_hash};"
+            " resume with the run's own config (runs/<name>/config.yaml)"
+        )
+    return data
+
+
+def latest(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run folder, or None."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    candidates = sorted(ckpt_dir.glob("update_*.pt"))
+    return candidates[-1] if candidates else None

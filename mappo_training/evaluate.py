@@ -1,0 +1,267 @@
+"""`swarm eval`: score a policy with deterministic actions in the simulator.
+
+Reports the team-task numbers a user decides with: episode success rate (all
+robots at their goals, no collision), collision rate, mean time-to-goal and
+path efficiency, for any scenario and robot count. A shared actor trained on N
+robots also drives more: robot j uses agent id j mod N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mappo_training.config import ConfigError
+
+
+class Policy:
+    """Deterministic actions for (E, N, obs_dim) observations."""
+
+    num_robots_trained: int
+
+    def act(self, obs: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class CheckpointPolicy(Policy):
+    """A checkpoint's actors, run in torch (training-side evaluation)."""
+
+    def __init__(self, data: dict) -> None:
+        from mappo_training.algo import AlgoConfig, MAPPOLearner
+        from mappo_training.config import from_dict
+        from mappo_training.train import action_specs_of
+
+        cfg = data["config"]
+        algo = from_dict(AlgoConfig, cfg["algo"], "algo")
+        n = len(data["obs_dims"])
+
+        class _Shape:  # what action_specs_of needs
+            num_robots = n
+            action_dim = data["action_dim"]
+
+        self.learner = MAPPOLearner(
+            algo,
+            obs_dims=data["obs_dims"],
+            action_specs=action_specs_of(_Shape),
+            state_dim=data["state_dim"],
+            device="cpu",
+        )
+        self.learner.load_state_dict(data["learner"])
+        self.num_robots_trained = n
+        self.shared = bool(algo.share_actor)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        e, n, d = obs.shape
+        m = self.num_robots_trained
+        if n == m:
+            actions, _ = self.learner.act(obs, deterministic=True)
+            return actions
+        if not self.shared:
+            raise ConfigError(
+                f"this policy has one actor per robot for {m} robots; it cannot drive {n}."
+                " Evaluate with --robots {m}, or train with algo.share_actor=true"
+            )
+        groups = math.ceil(n / m)
+        padded = np.concatenate([obs, obs[:, : groups * m - n]], axis=1) if groups * m > n else obs
+        actions, _ = self.learner.act(padded.reshape(e * groups, m, d), deterministic=True)
+        return actions.reshape(e, groups * m, -1)[:, :n]
+
+
+def load_checkpoint_policy(path: Path) -> tuple[Policy, dict]:
+    from mappo_training import checkpoint as ckpt
+
+    data = ckpt.load(path)
+    return CheckpointPolicy(data), data["config"]
+
+
+def resolve_target(target: Path) -> Path:
+    """A run folder, a checkpoint file, or (later) an exported model folder."""
+    if target.is_dir() and (target / "latest.pt").is_file():
+        return target / "latest.pt"
+    if target.is_file() and target.suffix == ".pt":
+        return target
+    raise ConfigError(f"{target} is neither a run folder (with latest.pt) nor a checkpoint (.pt)")
+
+
+def run_episodes(
+    policy: Policy,
+    sim: dict,
+    episodes: int,
+    *,
+    seed: int = 12345,
+    arenas: int = 8,
+    record_first: bool = False,
+) -> tuple[list[dict], dict | None]:
+    """Run exactly `episodes` episodes spread evenly over the arenas.
+
+    Each arena contributes a fixed quota, so short episodes are not
+    over-represented. Returns the per-episode dicts and, if asked, a recording
+    of arena 0's first episode for pictures.
+    """
+    from mappo_training.config import from_dict
+    from mappo_training.sim import BatchedSwarmEnv, SimConfig
+
+    arenas = max(1, min(arenas, episodes))
+    quota = [episodes // arenas + (1 if a < episodes % arenas else 0) for a in range(arenas)]
+    env = BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=arenas, seed=seed)
+    done = [0] * arenas
+    results: list[dict] = []
+    recorder = _Recorder(env) if record_first else None
+    try:
+        obs, _ = env.reset(seed=seed)
+        if recorder:
+            recorder.start()
+        while sum(done) < episodes:
+            obs, _, _, _, _, info = env.step(policy.act(obs))
+            if recorder:
+                recorder.step(info)
+            for ep in info.get("episodes", []):
+                a = ep["arena"]
+                if done[a] < quota[a]:
+                    results.append(ep)
+                    done[a] += 1
+    finally:
+        env.close()
+    return results, (recorder.episode if recorder else None)
+
+
+class _Recorder:
+    """Keeps arena 0's poses until its first episode ends."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+        self.episode: dict | None = None
+        self._frames: list[np.ndarray] = []
+        self._collisions: list[tuple[int, int]] = []
+        self._open = True
+
+    def start(self) -> None:
+        self._layout = self.env.arena_layout(0)
+        self._frames.append(self.env.poses()[0].copy())
+
+    def step(self, info: dict) -> None:
+        if not self._open:
+            return
+        ended = [ep for ep in info.get("episodes", []) if ep["arena"] == 0]
+        if ended:
+            self._frames.append(
+                info["final_poses"][0].copy() if "final_poses" in info else self._frames[-1]
+            )
+            self.episode = {
+                "layout": self._layout,
+                "poses": np.stack(self._frames),
+                "collisions": self._collisions,
+                "result": ended[0],
+            }
+            self._open = False
+            return
+        t = len(self._frames)
+        for robot in np.flatnonzero(info["collided"][0]):
+            self._collisions.append((t, int(robot)))
+        self._frames.append(self.env.poses()[0].copy())
+
+
+def summarize(results: list[dict]) -> dict:
+    def mean(key):
+        vals = [r[key] for r in results if r.get(key) is not None and np.isfinite(r[key])]
+        return round(float(np.mean(vals)), 4) if vals else None
+
+    return {
+        "episodes": len(results),
+        "success_rate": round(float(np.mean([bool(r["success"]) for r in results])), 4),
+        "collision_rate": round(float(np.mean([r["collisions"] > 0 for r in results])), 4),
+        "arrived_fraction": mean("arrived_fraction"),
+        "time_to_goal_s": mean("time_to_goal"),
+        "path_efficiency": mean("path_efficiency"),
+        "episode_length": mean("length"),
+    }
+
+
+def evaluate_checkpoint(
+    path: Path,
+    *,
+    episodes: int = 50,
+    scenario: str | None = None,
+    robots: int | None = None,
+    seed: int = 12345,
+    render: Path | None = None,
+) -> dict:
+    policy, config = load_checkpoint_policy(path)
+    sim = dict(config["sim"])
+    if scenario:
+        sim["scenario"] = scenario
+    if robots:
+        sim["num_robots"] = robots
+    results, recording = run_episodes(
+        policy, sim, episodes, seed=seed, record_first=render is not None
+    )
+    report = {
+        "policy": str(path),
+        "scenario": sim.get("scenario"),
+        "robots": sim.get("num_robots"),
+        **summarize(results),
+    }
+    if render is not None and recording is not None:
+        report["render"] = str(render_episode(recording, render))
+    return report
+
+
+def render_episode(recording: dict, out: Path) -> Path:
+    from mappo_training.sim import render
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".gif":
+        return render.episode_gif(recording, out)
+    return render.episode_png(recording, out)
+
+
+def print_report(report: dict) -> None:
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    print(
+        f"{report['scenario']} x {report['robots']} robots, {report['episodes']} episodes:"
+        f" success {pct(report['success_rate'])}, collisions {pct(report['collision_rate'])},"
+        f" robots arrived {pct(report['arrived_fraction'])},"
+        f" time-to-goal {report['time_to_goal_s']} s, path efficiency {report['path_efficiency']}"
+    )
+    if report.get("render"):
+        print(f"picture: {report['render']}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=Path, help="run folder, checkpoint (.pt) or models/<name>")
+    p.add_argument("--scenario", help="random, circle or swap (default: as trained)")
+    p.add_argument("--robots", type=int, help="robots per arena (default: as trained)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--render", type=Path, help="write the first episode as .gif or .png")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    if args.episodes < 1:
+        print(f"error: --episodes {args.episodes} must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        path = resolve_target(args.target)
+        report = evaluate_checkpoint(
+            path,
+            episodes=args.episodes,
+            scenario=args.scenario,
+            robots=args.robots,
+            seed=args.seed,
+            render=args.render,
+        )
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_report(report)
+    return 0

@@ -1,0 +1,147 @@
+"""The training run's configuration: one typed tree loaded from YAML.
+
+    run:   seeds, budget, batch shape, device, checkpoints
+    env:   which environment (our PyBullet swarm, or any PettingZoo ParallelEnv)
+    sim:   the swarm simulator's config (mappo_training.sim.SimConfig)
+    algo:  MAPPO's knobs (mappo_training.algo.AlgoConfig)
+
+`swarm train --config <yaml> key=value ...` resolves to one of these; the
+resolved tree is written into the run folder and hashed into every export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mappo_training.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+
+CONFIGS_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = "nav_random_4"
+
+
+@dataclass
+class RunConfig:
+    """How much to train and with what batch shape."""
+
+    name: str = ""
+    """Run folder name under `runs/`; empty = <config>-<seed>-<timestamp>."""
+    seed: int = 1
+    """Seeds Python, numpy, torch and the simulator."""
+    total_steps: int = 2_000_000
+    """Budget in robot-steps (arena steps x robots per arena)."""
+    num_arenas: int = 16
+    """Arenas simulated side by side (all in one physics client per worker)."""
+    rollout_steps: int = 128
+    """Control steps per arena between two updates."""
+    workers: int = 2
+    """Processes that step the simulator; 0 = step it in the learner's process."""
+    device: str = "cpu"
+    """Torch device of the learner: cpu, cuda, cuda:1, ..."""
+    torch_threads: int = 1
+    """Torch intra-op threads for the learner."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many updates (and always at the end)."""
+    eval_episodes: int = 50
+    """Episodes of deterministic evaluation at the end of training (0 = none)."""
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "num_arenas", "rollout_steps", "torch_threads")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"run.{key}={getattr(self, key)} must be >= 1")
+        if self.workers < 0:
+            raise ConfigError(f"run.workers={self.workers} must be >= 0")
+        if self.workers and self.num_arenas % self.workers:
+            raise ConfigError(
+                f"run.num_arenas={self.num_arenas} must be divisible by run.workers={self.workers}"
+            )
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"run.checkpoint_every={self.checkpoint_every} must be >= 1")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"run.device={self.device!r}: use 'cpu', 'cuda' or 'cuda:<index>'")
+
+
+@dataclass
+class EnvConfig:
+    """Which environment to train in."""
+
+    kind: Literal["swarm", "pettingzoo"] = "swarm"
+    """`swarm`: our batched PyBullet simulator (fast path, uses `sim`).
+    `pettingzoo`: any cooperative ParallelEnv with state(), built by `factory`."""
+    factory: str = ""
+    """For kind=pettingzoo: `package.module:function` returning a ParallelEnv."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the factory."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "pettingzoo" and ":" not in self.factory:
+            raise ConfigError(
+                f"env.factory={self.factory!r}: with env.kind=pettingzoo give"
+                " 'package.module:function' that returns a PettingZoo ParallelEnv"
+            )
+
+
+@dataclass
+class TrainConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    sim: dict[str, Any] = field(default_factory=dict)
+    """Validated by mappo_training.sim.load_sim_config (kept as data here so a
+    robot-only install can read a run's config without the simulator)."""
+    algo: dict[str, Any] = field(default_factory=dict)
+    """Validated by mappo_training.algo.AlgoConfig."""
+
+
+def config_path(name_or_path: str) -> Path:
+    """A config by name (packaged in configs/) or by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    packaged = CONFIGS_DIR / f"{name_or_path}.yaml"
+    if not packaged.is_file():
+        known = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+        raise ConfigError(f"config {name_or_path!r} not found; packaged configs: {known}")
+    return packaged
+
+
+def load_train_config(name_or_path: str, overrides: list[str] | None = None) -> TrainConfig:
+    """Load, override and fully validate a training config (sim and algo too)."""
+    data = apply_overrides(load_yaml(config_path(name_or_path)), overrides or [])
+    return validate(data)
+
+
+def validate(data: dict[str, Any]) -> TrainConfig:
+    cfg = from_dict(TrainConfig, data)
+    sim_config(cfg)
+    algo_config(cfg)
+    return cfg
+
+
+def sim_config(cfg: TrainConfig):
+    from mappo_training.sim import SimConfig
+
+    return from_dict(SimConfig, cfg.sim, "sim")
+
+
+def algo_config(cfg: TrainConfig):
+    from mappo_training.algo import AlgoConfig
+
+    return from_dict(AlgoConfig, cfg.algo, "algo")
+
+
+def resolved(cfg: TrainConfig) -> dict[str, Any]:
+    """The config with every default filled in: what actually ran."""
+    data = to_dict(cfg)
+    if cfg.env.kind == "swarm":
+        data["sim"] = to_dict(sim_config(cfg))
+    data["algo"] = to_dict(algo_config(cfg))
+    return data
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    blob = json.dumps(resolved(cfg), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

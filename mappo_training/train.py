@@ -1,0 +1,461 @@
+"""`swarm train`: the MAPPO training loop, top to bottom.
+
+    collect a rollout (K arenas x T steps, actions from the actors, values
+    from the centralised critic) -> GAE -> epochs x minibatches of PPO ->
+    log -> checkpoint
+
+The algorithm (losses, networks, normalisers) lives in `mappo_training.algo`;
+this module owns collection, logging, checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mappo_training import checkpoint as ckpt
+from mappo_training.config import ConfigError
+from mappo_training.experiment import (
+    DEFAULT_CONFIG,
+    TrainConfig,
+    algo_config,
+    config_hash,
+    load_train_config,
+    resolved,
+    validate,
+)
+
+RUNS_DIR = Path("runs")
+
+
+# --------------------------------------------------------------------------- #
+# Environment construction (top-level functions so worker processes can pickle them).
+# --------------------------------------------------------------------------- #
+
+
+def make_swarm_env(sim: dict, num_arenas: int, seed: int):
+    from mappo_training.config import from_dict
+    from mappo_training.sim import BatchedSwarmEnv, SimConfig
+
+    return BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=num_arenas, seed=seed)
+
+
+def make_pettingzoo_env(factory: str, kwargs: dict, num_arenas: int, seed: int):
+    from mappo_training.pettingzoo_batch import ParallelEnvBatch
+
+    return ParallelEnvBatch(factory, kwargs, num_copies=num_arenas, seed=seed)
+
+
+def make_env(cfg: TrainConfig, num_arenas: int | None = None, workers: int | None = None):
+    """The training environment: in-process, or split over worker processes."""
+    num_arenas = cfg.run.num_arenas if num_arenas is None else num_arenas
+    workers = cfg.run.workers if workers is None else workers
+    if cfg.env.kind == "swarm":
+        factory, kw = make_swarm_env, {"sim": cfg.sim}
+    else:
+        factory, kw = make_pettingzoo_env, {"factory": cfg.env.factory, "kwargs": cfg.env.kwargs}
+    if workers <= 1 or num_arenas % workers:
+        return factory(num_arenas=num_arenas, seed=cfg.run.seed, **kw)
+    from mappo_training.vec_env import WorkerPool
+
+    return WorkerPool(factory, workers, num_arenas // workers, cfg.run.seed, **kw)
+
+
+def action_specs_of(env) -> list:
+    from mappo_training.algo import ActionSpec
+
+    specs = getattr(env, "action_specs", None)
+    if specs is not None:
+        return list(specs)
+    return [ActionSpec(kind="box", dim=env.action_dim, low=-1.0, high=1.0)] * env.num_robots
+
+
+def obs_dims_of(env) -> list[int]:
+    dims = getattr(env, "obs_dims", None)
+    return list(dims) if dims is not None else [env.obs_dim] * env.num_robots
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- #
+# Episode statistics.
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class EpisodeStats:
+    """Finished episodes since the last log line."""
+
+    episodes: list[dict] = field(default_factory=list)
+
+    def add(self, finished: list[dict]) -> None:
+        self.episodes.extend(finished)
+
+    def summary(self) -> dict[str, float]:
+        if not self.episodes:
+            return {}
+        eps = self.episodes
+
+        def mean(key):
+            vals = [e[key] for e in eps if e.get(key) is not None and np.isfinite(e[key])]
+            return float(np.mean(vals)) if vals else float("nan")
+
+        return {
+            "charts/episodic_return": mean("return"),
+            "charts/episodic_length": mean("length"),
+            "charts/success_rate": float(np.mean([bool(e.get("success")) for e in eps])),
+            "charts/collision_rate": float(np.mean([e.get("collisions", 0) > 0 for e in eps])),
+            "charts/arrived_fraction": mean("arrived_fraction"),
+            "charts/time_to_goal": mean("time_to_goal"),
+        }
+
+    def clear(self) -> None:
+        self.episodes = []
+
+
+# --------------------------------------------------------------------------- #
+# The loop.
+# --------------------------------------------------------------------------- #
+
+
+class Trainer:
+    """One training run: owns the env, the learner, the run folder and its logs."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, *, quiet: bool = False) -> None:
+        import torch
+
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.quiet = quiet
+        self.hash = config_hash(cfg)
+        torch.set_num_threads(cfg.run.torch_threads)
+        seed_everything(cfg.run.seed)
+        self.algo_cfg = algo_config(cfg)
+        self.env = make_env(cfg)
+        self.num_arenas = self.env.num_arenas
+        self.num_robots = self.env.num_robots
+        from mappo_training.algo import MAPPOLearner, RolloutBuffer
+
+        self.learner = MAPPOLearner(
+            self.algo_cfg,
+            obs_dims=obs_dims_of(self.env),
+            action_specs=action_specs_of(self.env),
+            state_dim=self.env.state_dim,
+            device=cfg.run.device,
+        )
+        self.buffer = RolloutBuffer(
+            cfg.run.rollout_steps,
+            self.num_arenas,
+            self.num_robots,
+            obs_dim=self.env.obs_dim,
+            state_dim=self.env.state_dim,
+            act_dim=self.env.action_dim,
+        )
+        self.steps_per_update = cfg.run.rollout_steps * self.num_arenas * self.num_robots
+        self.num_updates = max(1, cfg.run.total_steps // self.steps_per_update)
+        self.update = 0
+        self.global_step = 0
+        self.wall_time = 0.0
+        self.obs, self.state = self.env.reset(seed=cfg.run.seed)
+        self.stats = EpisodeStats()
+        self.all_episodes = 0
+        self._stop_requested = False
+
+    # -- checkpoints -------------------------------------------------------- #
+
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / f"update_{self.update:06d}.pt"
+
+    def save_checkpoint(self) -> Path:
+        snapshot = (
+            self.env.snapshot()
+            if getattr(self.env, "supports_snapshot", True) and hasattr(self.env, "snapshot")
+            else None
+        )
+        path = ckpt.save(
+            self.checkpoint_path(),
+            {
+                "config": resolved(self.cfg),
+                "config_hash": self.hash,
+                "update": self.update,
+                "global_step": self.global_step,
+                "wall_time": self.wall_time,
+                "learner": self.learner.state_dict(),
+                "rng": ckpt.rng_states(),
+                "env_snapshot": snapshot,
+                "obs": self.obs,
+                "state": self.state,
+                "obs_dims": obs_dims_of(self.env),
+                "action_dim": self.env.action_dim,
+                "state_dim": self.env.state_dim,
+                "contract": getattr(self.env, "contract", None),
+            },
+        )
+        shutil.copyfile(path, self.run_dir / "checkpoints" / ".latest.tmp")
+        Path(self.run_dir / "checkpoints" / ".latest.tmp").replace(self.run_dir / "latest.pt")
+        return path
+
+    def restore(self, data: dict) -> None:
+        self.learner.load_state_dict(data["learner"])
+        self.update = data["update"]
+        self.global_step = data["global_step"]
+        self.wall_time = data["wall_time"]
+        if data.get("env_snapshot") is not None:
+            self.env.restore(data["env_snapshot"])
+            self.obs, self.state = data["obs"], data["state"]
+        else:
+            # Without a simulator snapshot the run continues from fresh episodes.
+            self.obs, self.state = self.env.reset(seed=self.cfg.run.seed + self.update)
+        ckpt.restore_rng_states(data["rng"])
+
+    # -- one update --------------------------------------------------------- #
+
+    def collect(self) -> None:
+        """Fill the rollout buffer with T steps of every arena."""
+        env, learner, buf = self.env, self.learner, self.buffer
+        for t in range(self.cfg.run.rollout_steps):
+            actions, logp = learner.act(self.obs)
+            values = learner.value(self.state, self.obs)
+            obs, state, reward, terminated, truncated, info = env.step(actions)
+            bootstrap = np.zeros_like(values)
+            if truncated.any():
+                ended = np.flatnonzero(truncated)
+                bootstrap[ended] = learner.value(
+                    info["final_state"][ended], info["final_obs"][ended]
+                )
+            buf.add(
+                t,
+                obs=self.obs,
+                state=self.state,
+                actions=actions,
+                logp=logp,
+                values=values,
+                rewards=reward,
+                terminated=terminated,
+                truncated=truncated,
+                active=info["active"],
+                bootstrap_values=bootstrap,
+            )
+            self.stats.add(info.get("episodes", []))
+            self.obs, self.state = obs, state
+        last_values = learner.value(self.state, self.obs)
+        buf.compute_returns_and_advantages(
+            last_values=last_values, gamma=self.algo_cfg.gamma, lam=self.algo_cfg.gae_lambda
+        )
+
+    def train_one_update(self) -> dict[str, float]:
+        start = time.perf_counter()
+        self.learner.set_progress(self.update / self.num_updates)
+        self.collect()
+        metrics = self.learner.update(self.buffer)
+        elapsed = time.perf_counter() - start
+        self.update += 1
+        self.global_step += self.steps_per_update
+        self.wall_time += elapsed
+        metrics["charts/SPS"] = self.steps_per_update / elapsed
+        return metrics
+
+    # -- the run ------------------------------------------------------------ #
+
+    def _request_stop(self, signum, frame) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+
+    def run(self) -> dict[str, float]:
+        from mappo_training.run_log import RunLog, plot_learning_curves
+
+        log = RunLog(self.run_dir, resume_step=self.global_step if self.update else None)
+        bar = _progress_bar(self.num_updates, self.update, self.steps_per_update, self.quiet)
+        previous = signal.signal(signal.SIGINT, self._request_stop)
+        last: dict[str, float] = {}
+        try:
+            while self.update < self.num_updates and not self._stop_requested:
+                metrics = self.train_one_update()
+                episode_metrics = self.stats.summary()
+                self.all_episodes += len(self.stats.episodes)
+                self.stats.clear()
+                row = {
+                    **metrics,
+                    **episode_metrics,
+                    "update": self.update,
+                    "wall_time": self.wall_time,
+                }
+                log.write(self.global_step, row)
+                last.update(row)
+                bar.update(1)
+                bar.set_postfix(_postfix(last), refresh=False)
+                if self.update % self.cfg.run.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            bar.close()
+            path = self.save_checkpoint()
+            log.close()
+            if self._stop_requested:
+                print(
+                    f"interrupted: saved {path}; continue with `swarm train --resume {self.run_dir}`"
+                )
+        curves = plot_learning_curves(
+            self.run_dir / "progress.csv", self.run_dir / "learning_curves.png", self.run_dir.name
+        )
+        if curves and not self.quiet:
+            print(f"learning curves: {curves}")
+        return last
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _progress_bar(total: int, done: int, steps_per_update: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=done,
+        unit="update",
+        disable=quiet,
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} updates [{elapsed}<{remaining}{postfix}]",
+    )
+
+
+def _postfix(m: dict[str, float]) -> dict[str, str]:
+    out = {"SPS": f"{m.get('charts/SPS', 0):.0f}"}
+    if "charts/episodic_return" in m:
+        out["return"] = f"{m['charts/episodic_return']:.2f}"
+    if "charts/success_rate" in m:
+        out["success"] = f"{100 * m['charts/success_rate']:.0f}%"
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Run folders and the CLI.
+# --------------------------------------------------------------------------- #
+
+
+def new_run_dir(cfg: TrainConfig, config_name: str, root: Path = RUNS_DIR) -> Path:
+    name = cfg.run.name or (
+        f"{Path(config_name).stem}-s{cfg.run.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    run_dir = root / name
+    if (run_dir / "latest.pt").exists():
+        raise ConfigError(
+            f"run folder {run_dir} already holds a run; continue it with"
+            f" `swarm train --resume {run_dir}` or pick another run.name"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def start(cfg: TrainConfig, run_dir: Path, *, command: str = "", quiet: bool = False) -> Trainer:
+    """A fresh run: write its resolved config, return its trainer."""
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved(cfg), sort_keys=False))
+    if command:
+        (run_dir / "command.txt").write_text(command + "\n")
+    return Trainer(cfg, run_dir, quiet=quiet)
+
+
+def resume(run_dir: Path, *, quiet: bool = False) -> Trainer:
+    """Continue a run from its newest readable checkpoint."""
+    from mappo_training.config import load_yaml
+
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
+    cfg = validate(load_yaml(run_dir / "config.yaml"))
+    trainer = Trainer(cfg, run_dir, quiet=quiet)
+    candidates = sorted((run_dir / "checkpoints").glob("update_*.pt"), reverse=True)
+    if not candidates:
+        raise ckpt.CheckpointError(f"{run_dir} has no checkpoints to resume from")
+    errors = []
+    for path in candidates:
+        try:
+            data = ckpt.load(path, expect_config_hash=trainer.hash)
+        except ckpt.CheckpointError as err:
+            if "config hash" in str(err):
+                raise
+            errors.append(str(err))
+            continue
+        trainer.restore(data)
+        for msg in errors:
+            print(f"skipped: {msg}", file=sys.stderr)
+        if not quiet:
+            print(f"resuming {run_dir} from {path.name} (robot-step {trainer.global_step})")
+        return trainer
+    raise ckpt.CheckpointError("no readable checkpoint: " + " | ".join(errors))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"packaged config name or YAML path (default: {DEFAULT_CONFIG})",
+    )
+    p.add_argument("--resume", type=Path, help="continue the run in this folder")
+    p.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where run folders go")
+    p.add_argument("--device", help="learner device (cpu, cuda); overrides run.device")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="config overrides: key=value (e.g. run.seed=3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.resume:
+            if args.overrides:
+                raise ConfigError(
+                    "--resume continues a run with its own config: drop the overrides"
+                )
+            trainer = resume(args.resume, quiet=args.quiet)
+        else:
+            overrides = list(args.overrides)
+            if args.device:
+                overrides.append(f"run.device={args.device}")
+            cfg = load_train_config(args.config, overrides)
+            _check_device(cfg.run.device)
+            run_dir = new_run_dir(cfg, args.config, args.runs_dir)
+            command = "swarm train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
+            trainer = start(cfg, run_dir, command=command, quiet=args.quiet)
+            print(f"run folder: {run_dir}")
+    except (ConfigError, ckpt.CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    print(f"done: {trainer.run_dir} (robot-step {trainer.global_step}, {trainer.wall_time:.0f} s)")
+    if trainer.cfg.run.eval_episodes and not trainer._stop_requested:
+        from mappo_training.evaluate import evaluate_checkpoint, print_report
+
+        report = evaluate_checkpoint(
+            trainer.run_dir / "latest.pt", episodes=trainer.cfg.run.eval_episodes
+        )
+        print_report(report)
+        (trainer.run_dir / "eval.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
+    return 130 if trainer._stop_requested else 0
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r} requested but torch sees no CUDA GPU; use --device cpu"
+            )

@@ -1,0 +1,154 @@
+"""Step the simulator in worker processes so both cores work during rollouts.
+
+`WorkerPool` splits K arenas over W processes, each owning a BatchedSwarmEnv
+of K/W arenas in its own PyBullet client, and presents the same interface as
+one BatchedSwarmEnv of K arenas: arrays are concatenated along the arena axis.
+Workers are started with `spawn` so none inherits the learner's torch threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import traceback
+from typing import Any
+
+import numpy as np
+
+WORKER_SEED_STRIDE = 104_729  # a prime, so worker seed ranges never overlap
+
+
+def _worker(conn, make_env, kwargs) -> None:
+    env = None
+    try:
+        env = make_env(**kwargs)
+        conn.send(("ready", _describe(env)))
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "step":
+                conn.send(("ok", env.step(arg)))
+            elif cmd == "reset":
+                conn.send(("ok", env.reset(seed=arg)))
+            elif cmd == "snapshot":
+                conn.send(("ok", env.snapshot()))
+            elif cmd == "restore":
+                env.restore(arg)
+                conn.send(("ok", None))
+            elif cmd == "close":
+                break
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass
+    except Exception:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            conn.send(("error", traceback.format_exc()))
+    finally:
+        if env is not None:
+            env.close()
+        conn.close()
+
+
+def _describe(env) -> dict[str, Any]:
+    return {
+        "num_arenas": env.num_arenas,
+        "num_robots": env.num_robots,
+        "obs_dim": env.obs_dim,
+        "state_dim": env.state_dim,
+        "action_dim": env.action_dim,
+        "max_steps": env.max_steps,
+        "contract": env.contract,
+        "has_snapshot": hasattr(env, "snapshot"),
+    }
+
+
+class WorkerError(RuntimeError):
+    """A simulator worker failed; the message carries its traceback."""
+
+
+class WorkerPool:
+    """K arenas across W processes, behaving like one BatchedSwarmEnv."""
+
+    def __init__(self, make_env, num_workers: int, arenas_per_worker: int, seed: int, **kw):
+        ctx = mp.get_context("spawn")
+        self._conns = []
+        self._procs = []
+        for w in range(num_workers):
+            parent, child = ctx.Pipe()
+            kwargs = dict(kw, num_arenas=arenas_per_worker, seed=seed + w * WORKER_SEED_STRIDE)
+            proc = ctx.Process(target=_worker, args=(child, make_env, kwargs), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        infos = [self._receive(c) for c in self._conns]
+        first = infos[0]
+        self.num_robots = first["num_robots"]
+        self.obs_dim = first["obs_dim"]
+        self.state_dim = first["state_dim"]
+        self.action_dim = first["action_dim"]
+        self.max_steps = first["max_steps"]
+        self.contract = first["contract"]
+        self.supports_snapshot = first["has_snapshot"]
+        self._split = [i["num_arenas"] for i in infos]
+        self.num_arenas = sum(self._split)
+        self._offsets = np.cumsum([0] + self._split[:-1]).tolist()
+
+    def _receive(self, conn):
+        try:
+            status, payload = conn.recv()
+        except EOFError as err:
+            raise WorkerError("a simulator worker exited unexpectedly") from err
+        if status == "error":
+            raise WorkerError(f"simulator worker failed:\n{payload}")
+        return payload
+
+    def _all(self, cmd: str, args: list) -> list:
+        for conn, arg in zip(self._conns, args, strict=True):
+            conn.send((cmd, arg))
+        return [self._receive(c) for c in self._conns]
+
+    def reset(self, seed: int | None = None):
+        seeds = [
+            None if seed is None else seed + w * WORKER_SEED_STRIDE for w in range(len(self._conns))
+        ]
+        parts = self._all("reset", seeds)
+        return tuple(np.concatenate(x, axis=0) for x in zip(*parts, strict=True))
+
+    def step(self, actions: np.ndarray):
+        chunks = np.split(np.asarray(actions), np.cumsum(self._split)[:-1], axis=0)
+        parts = self._all("step", chunks)
+        obs, state, reward, terminated, truncated = (
+            np.concatenate([p[i] for p in parts], axis=0) for i in range(5)
+        )
+        info: dict[str, Any] = {}
+        for key in parts[0][5]:
+            if key == "episodes":
+                info[key] = [
+                    dict(ep, arena=ep["arena"] + offset)
+                    for p, offset in zip(parts, self._offsets, strict=True)
+                    for ep in p[5][key]
+                ]
+            else:
+                info[key] = np.concatenate([p[5][key] for p in parts], axis=0)
+        return obs, state, reward, terminated, truncated, info
+
+    def snapshot(self) -> list:
+        return self._all("snapshot", [None] * len(self._conns))
+
+    def restore(self, snapshots: list) -> None:
+        if len(snapshots) != len(self._conns):
+            raise WorkerError(
+                f"snapshot holds {len(snapshots)} workers, this pool has {len(self._conns)};"
+                " resume with the run's own run.workers"
+            )
+        self._all("restore", snapshots)
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(("close", None))
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        self._conns.clear()
+        self._procs.clear()
