@@ -14,8 +14,10 @@ Observation layout (float32, length `Contract.obs_dim`):
       linear velocity / max_linear, angular velocity / max_angular ]
 
 Beams are the minimum range in `num_beams` equal sectors around the robot,
-sector 0 starting straight behind the robot (-pi) and going counter-clockwise
-(REP-103), normalised to [0, 1] over [range_min, range_max].
+sector k centred on -pi + k * 2pi / num_beams: sector 0 looks straight behind
+the robot, the count goes counter-clockwise (REP-103), and with an even beam
+count sector num_beams / 2 looks straight ahead. Ranges are normalised to
+[0, 1] over [range_min, range_max].
 
 Action: two numbers in [-1, 1] scaled to (v, w) within the robot's limits.
 An exported policy emits (v, w) in SI units directly; `clamp_twist` is the
@@ -262,7 +264,9 @@ class BeamPooler:
         self.range_min = float(range_min)
         self.range_max = float(range_max)
         angles = angle_min + angle_increment * np.arange(num_rays)
-        wrapped = np.mod(angles + math.pi, 2 * math.pi)
+        # Sectors are centred on their angle (not starting at it) so that one
+        # beam looks straight ahead and left/right beams mirror each other.
+        wrapped = np.mod(angles + math.pi + math.pi / num_beams, 2 * math.pi)
         sector = np.minimum((wrapped / (2 * math.pi) * num_beams).astype(int), num_beams - 1)
         counts = np.bincount(sector, minlength=num_beams)
         if (counts == 0).any():
