@@ -1,0 +1,170 @@
+"""The actor and critic networks: [Linear + LayerNorm + ReLU] x k, then a head.
+
+Every actor's `forward` is its deterministic policy (what a robot runs after
+export): the Gaussian mean (unclipped; the robot side clamps) or the index of
+the most likely discrete action as a float, shape (..., 1). Training uses
+`sample` and `evaluate`, which write the Gaussian log-density out by hand:
+torch.distributions costs more than the network itself at rollout batch sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mappo_training.algo.config import ActionSpec
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def layer_init(layer: nn.Linear, gain: float, ortho: bool = True) -> nn.Linear:
+    """Orthogonal weights with `gain` and zero bias (CleanRL's init); torch's default if not ortho."""
+    if ortho:
+        nn.init.orthogonal_(layer.weight, gain)
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp_trunk(in_dim: int, hidden_sizes: list[int], layer_norm: bool, ortho: bool) -> nn.Sequential:
+    """[Linear(h) + LayerNorm(h) + ReLU] for each hidden width h."""
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers.append(layer_init(nn.Linear(in_dim, width), math.sqrt(2.0), ortho))
+        if layer_norm:
+            layers.append(nn.LayerNorm(width))
+        layers.append(nn.ReLU())
+        in_dim = width
+    return nn.Sequential(*layers)
+
+
+class GaussianActor(nn.Module):
+    """Diagonal Gaussian policy with a learnable, state-independent log_std."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        act_dim: int,
+        hidden_sizes: list[int],
+        *,
+        layer_norm: bool = True,
+        ortho: bool = True,
+        init_std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_dim, self.act_dim = in_dim, act_dim
+        self.trunk = mlp_trunk(in_dim, hidden_sizes, layer_norm, ortho)
+        # Gain 0.01: the first policy is ~N(0, init_std) whatever the input.
+        self.mean_head = layer_init(nn.Linear(hidden_sizes[-1], act_dim), 0.01, ortho)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic action: the mean, (..., act_dim)."""
+        return self.mean_head(self.trunk(x))
+
+    def sample(
+        self, x: torch.Tensor, generator: torch.Generator | None, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions (..., act_dim), log-probabilities (...))."""
+        mean = self(x)
+        if deterministic:
+            noise = torch.zeros_like(mean)
+        else:
+            noise = torch.randn(
+                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            )
+        actions = mean + self.log_std.exp() * noise
+        logp = (-0.5 * noise.square() - self.log_std - _HALF_LOG_2PI).sum(-1)
+        return actions, logp
+
+    def evaluate(self, x: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probability, entropy), each (...), of the first act_dim action columns."""
+        mean = self(x)
+        z = (actions[..., : self.act_dim] - mean) * torch.exp(-self.log_std)
+        logp = (-0.5 * z.square() - self.log_std - _HALF_LOG_2PI).sum(-1)
+        entropy = (0.5 + _HALF_LOG_2PI + self.log_std).sum().expand(logp.shape)
+        return logp, entropy
+
+    def action_std(self) -> torch.Tensor:
+        return self.log_std.exp()
+
+
+class CategoricalActor(nn.Module):
+    """Softmax policy over `n` discrete actions."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        n: int,
+        hidden_sizes: list[int],
+        *,
+        layer_norm: bool = True,
+        ortho: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_dim, self.n = in_dim, n
+        self.trunk = mlp_trunk(in_dim, hidden_sizes, layer_norm, ortho)
+        self.logits_head = layer_init(nn.Linear(hidden_sizes[-1], n), 0.01, ortho)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits_head(self.trunk(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic action: the most likely index as float, (..., 1)."""
+        return self.logits(x).argmax(-1, keepdim=True).to(x.dtype)
+
+    def sample(
+        self, x: torch.Tensor, generator: torch.Generator | None, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = torch.log_softmax(self.logits(x), -1)
+        if deterministic:
+            index = log_probs.argmax(-1, keepdim=True)
+        else:
+            flat = log_probs.exp().reshape(-1, self.n)
+            index = torch.multinomial(flat, 1, generator=generator).reshape(
+                log_probs.shape[:-1] + (1,)
+            )
+        logp = log_probs.gather(-1, index).squeeze(-1)
+        return index.to(x.dtype), logp
+
+    def evaluate(self, x: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = torch.log_softmax(self.logits(x), -1)
+        index = actions[..., :1].long()
+        logp = log_probs.gather(-1, index).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        return logp, entropy
+
+
+Actor = GaussianActor | CategoricalActor
+
+
+def build_actor(
+    in_dim: int,
+    spec: ActionSpec,
+    hidden_sizes: list[int],
+    *,
+    layer_norm: bool,
+    ortho: bool,
+    init_std: float,
+) -> Actor:
+    if spec.kind == "box":
+        return GaussianActor(
+            in_dim, spec.dim, hidden_sizes, layer_norm=layer_norm, ortho=ortho, init_std=init_std
+        )
+    return CategoricalActor(in_dim, spec.n, hidden_sizes, layer_norm=layer_norm, ortho=ortho)
+
+
+class Critic(nn.Module):
+    """V(input) -> one value per row; gain-1 head as in CleanRL."""
+
+    def __init__(
+        self, in_dim: int, hidden_sizes: list[int], *, layer_norm: bool = True, ortho: bool = True
+    ) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.trunk = mlp_trunk(in_dim, hidden_sizes, layer_norm, ortho)
+        self.value_head = layer_init(nn.Linear(hidden_sizes[-1], 1), 1.0, ortho)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value_head(self.trunk(x)).squeeze(-1)
