@@ -174,7 +174,8 @@ class MAPPOLearner:
         obs: (..., D) padded or (..., obs_dims[i]). Result (..., in_dim) =
         obs[..., :obs_dims[i]] followed, for a shared actor, by the one-hot of i.
         Pure torch ops, so `actor_for(i)(agent_input(i, x))` traces into ONNX
-        with the robot index baked in as a constant.
+        with the robot index baked in as a constant. The result stays on obs's
+        device (the CPU for numpy input): export a CPU copy of the actor.
         """
         slot = self.slot_for(i)
         x = torch.as_tensor(obs, dtype=torch.float32)

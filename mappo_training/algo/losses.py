@@ -1,7 +1,8 @@
 """PPO's losses, each a masked mean so finished robots (mask false) count for nothing.
 
 Masked entries are selected away with `torch.where`, never multiplied by 0, so
-a NaN or inf sitting in a masked row cannot poison the loss.
+a NaN or inf sitting in a masked row cannot poison the loss value. (Its gradient
+would still be NaN, 0 * NaN, so the learner also zeroes masked rows first.)
 """
 
 from __future__ import annotations
