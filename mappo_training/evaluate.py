@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from mappo_training.config import ConfigError
 
@@ -69,6 +70,76 @@ class CheckpointPolicy(Policy):
         padded = np.concatenate([obs, obs[:, : groups * m - n]], axis=1) if groups * m > n else obs
         actions, _ = self.learner.act(padded.reshape(e * groups, m, d), deterministic=True)
         return actions.reshape(e, groups * m, -1)[:, :n]
+
+
+class ExportedPolicy(Policy):
+    """A models/<name> folder run exactly as robots run it: one ONNX file per
+    robot through onnxruntime, its (v, w) clamped by robot_io, then handed to
+    the simulated robot."""
+
+    def __init__(self, model_dir: Path, robot_contract) -> None:
+        from mappo_training.onnx_policy import OnnxPolicy
+
+        files = sorted(model_dir.glob("robot_*.onnx"), key=lambda p: int(p.stem.split("_")[1]))
+        if not files:
+            raise ConfigError(
+                f"{model_dir} holds no robot_<i>.onnx files; export one with `swarm export`"
+            )
+        self.robots = [OnnxPolicy.load(f, robot_contract=robot_contract) for f in files]
+        self.num_robots_trained = len(self.robots)
+        self.contract = self.robots[0].contract
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        from mappo_training.robot_io import clamp_twist
+
+        e, n, _ = obs.shape
+        c = self.contract
+        actions = np.zeros((e, n, 2), np.float32)
+        for j in range(n):
+            cmd = self.robots[j % self.num_robots_trained].infer(obs[:, j])
+            for k in range(e):
+                v, w = clamp_twist(float(cmd[k, 0]), float(cmd[k, 1]), c.max_linear, c.max_angular)
+                actions[k, j] = (v / c.max_linear, w / c.max_angular)
+        return actions
+
+
+def evaluate_model_dir(
+    model_dir: Path,
+    *,
+    episodes: int = 50,
+    scenario: str | None = None,
+    robots: int | None = None,
+    seed: int = 12345,
+    render: Path | None = None,
+    sim_base: dict | None = None,
+) -> dict:
+    """Score an exported policy folder in the simulator, through robot_io and onnxruntime."""
+    card_path = model_dir / "policy.yaml"
+    if sim_base is None:
+        if not card_path.is_file():
+            raise ConfigError(f"{model_dir} has no policy.yaml to take the task from")
+        sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
+    sim = dict(sim_base)
+    if scenario:
+        sim["scenario"] = scenario
+    if robots:
+        sim["num_robots"] = robots
+    from mappo_training.config import from_dict
+    from mappo_training.sim import SimConfig
+
+    policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
+    results, recording = run_episodes(
+        policy, sim, episodes, seed=seed, record_first=render is not None
+    )
+    report = {
+        "policy": str(model_dir),
+        "scenario": sim.get("scenario"),
+        "robots": sim.get("num_robots"),
+        **summarize(results),
+    }
+    if render is not None and recording is not None:
+        report["render"] = str(render_episode(recording, render))
+    return report
 
 
 def load_checkpoint_policy(path: Path) -> tuple[Policy, dict]:
@@ -242,12 +313,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     if args.episodes < 1:
         print(f"error: --episodes {args.episodes} must be >= 1", file=sys.stderr)
         return 2
     try:
+        if args.target.is_dir() and any(args.target.glob("robot_*.onnx")):
+            report = evaluate_model_dir(
+                args.target,
+                episodes=args.episodes,
+                scenario=args.scenario,
+                robots=args.robots,
+                seed=args.seed,
+                render=args.render,
+            )
+            return _print(report, args.json)
         path = resolve_target(args.target)
         report = evaluate_checkpoint(
             path,
@@ -260,7 +339,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.json:
+    return _print(report, args.json)
+
+
+def _print(report: dict, as_json: bool) -> int:
+    import json
+
+    if as_json:
         print(json.dumps(report))
     else:
         print_report(report)

@@ -247,7 +247,9 @@ class Trainer:
                 logp=logp,
                 values=values,
                 rewards=reward,
-                terminated=terminated,
+                # A robot that arrives ends its own episode (no bootstrap past it),
+                # even on the rollout's last step.
+                terminated=terminated[:, None] | info["arrived"],
                 truncated=truncated,
                 active=info["active"],
                 bootstrap_values=bootstrap,
@@ -366,6 +368,7 @@ def new_run_dir(cfg: TrainConfig, config_name: str, root: Path = RUNS_DIR) -> Pa
 
 def start(cfg: TrainConfig, run_dir: Path, *, command: str = "", quiet: bool = False) -> Trainer:
     """A fresh run: write its resolved config, return its trainer."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved(cfg), sort_keys=False))
     if command:
         (run_dir / "command.txt").write_text(command + "\n")

@@ -1,0 +1,333 @@
+"""`swarm export`: each robot's actor -> one ONNX file a robot can run alone.
+
+The exported graph is the deterministic policy with everything folded in: the
+robot's own observation goes in (float32, dynamic batch), the velocity command
+comes out in SI units (mean action, clipped to [-1, 1], scaled by the speed
+limits). A shared actor is written once per robot with that robot's id baked
+in as a constant. Only local observations go in; the critic never leaves the
+training machine.
+
+Before anything is written: `onnx.checker` passes, the file's one input is the
+local observation, and onnxruntime agrees with PyTorch to 1e-5 on 10,000 random
+observations and on observations recorded in the simulator. A mismatch aborts
+the export and leaves the output folder untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mappo_training.config import ConfigError
+from mappo_training.robot_io import Contract
+
+PARITY_TOLERANCE = 1e-5
+PARITY_RANDOM_OBS = 10_000
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The exported graph is invalid or disagrees with PyTorch; nothing was written."""
+
+
+def initializer_sha256(model) -> str:
+    """sha256 over the weights (initializers' raw bytes, in graph order)."""
+    from onnx import numpy_helper
+
+    digest = hashlib.sha256()
+    for init in model.graph.initializer:
+        digest.update(np.ascontiguousarray(numpy_helper.to_array(init)).tobytes())
+    return digest.hexdigest()
+
+
+def deterministic_policy(learner, robot: int, contract: Contract):
+    """torch module: robot's observation (B, obs_dim) -> cmd_vel (B, 2) in SI units."""
+    import torch
+    from torch import nn
+
+    actor = learner.actor_for(robot)
+    slot = learner.slot_for(robot)
+    if slot.spec.kind != "box" or slot.spec.dim != 2:
+        raise ExportError(
+            f"robot {robot}: only a 2-D continuous action (v, w) can drive a robot,"
+            f" this actor has {slot.spec}"
+        )
+
+    class CmdVelPolicy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.actor = actor
+            self.register_buffer(
+                "limits", torch.tensor([contract.max_linear, contract.max_angular])
+            )
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            mean = self.actor(learner.agent_input(robot, obs))
+            return torch.clamp(mean, -1.0, 1.0) * self.limits
+
+    return CmdVelPolicy().eval()
+
+
+def _export_one(module, contract: Contract, path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+    import torch
+
+    dummy = torch.zeros(1, contract.obs_dim)
+    torch.onnx.export(
+        module,
+        (dummy,),
+        str(path),
+        input_names=["obs"],
+        output_names=["cmd_vel"],
+        dynamic_axes={"obs": {0: "batch"}, "cmd_vel": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    model = onnx.load(str(path))
+    inputs = [
+        i.name for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer}
+    ]
+    if inputs != ["obs"]:
+        raise ExportError(
+            f"exported graph takes {inputs}; a robot's policy may take only its own"
+            " observation ('obs'), never the global state"
+        )
+    meta = dict(metadata)
+    meta["policy.weights_sha256"] = initializer_sha256(model)
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "mappo_training"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def check_parity(module, path: Path, observations: np.ndarray) -> float:
+    """Largest |onnxruntime - torch| over the observations; raises past tolerance."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = module(torch.as_tensor(observations)).numpy()
+    got = session.run(["cmd_vel"], {"obs": observations})[0]
+    worst = float(np.max(np.abs(got - expected)))
+    if not worst <= PARITY_TOLERANCE:
+        raise ExportError(
+            f"{path.name}: onnxruntime differs from PyTorch by {worst:.3g}"
+            f" (> {PARITY_TOLERANCE}); the model was not written"
+        )
+    return worst
+
+
+def random_observations(contract: Contract, count: int, seed: int = 0) -> np.ndarray:
+    """Observations spread over (and a little beyond) every feature's range."""
+    rng = np.random.default_rng(seed)
+    beams = rng.uniform(0.0, 1.0, (count, contract.num_beams * contract.scan_stack))
+    dist = rng.uniform(0.0, 1.0, (count, 1))
+    bearing = rng.uniform(-np.pi, np.pi, (count, 1))
+    vel = rng.uniform(-1.0, 1.0, (count, 2))
+    obs = np.concatenate([beams, dist, np.cos(bearing), np.sin(bearing), vel], axis=1)
+    return obs.astype(np.float32)
+
+
+def recorded_observations(sim: dict, steps: int = 200, seed: int = 7) -> np.ndarray:
+    """Observations a robot really sees: a short random-action rollout."""
+    from mappo_training.config import from_dict
+    from mappo_training.sim import BatchedSwarmEnv, SimConfig
+
+    env = BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=2, seed=seed)
+    rng = np.random.default_rng(seed)
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames = [obs]
+        for _ in range(steps):
+            action = rng.uniform(-1, 1, (env.num_arenas, env.num_robots, 2)).astype(np.float32)
+            obs, *_ = env.step(action)
+            frames.append(obs)
+    finally:
+        env.close()
+    return np.concatenate(frames).reshape(-1, frames[0].shape[-1]).astype(np.float32)
+
+
+def export_checkpoint(
+    checkpoint: Path, out_dir: Path, *, name: str | None = None, eval_episodes: int = 0
+) -> dict:
+    """Write robot_<i>.onnx for every robot, a policy card and a README."""
+    from mappo_training import checkpoint as ckpt
+    from mappo_training.evaluate import CheckpointPolicy
+
+    data = ckpt.load(checkpoint)
+    config = data["config"]
+    contract: Contract = data["contract"]
+    if contract is None:
+        raise ExportError(
+            "this checkpoint's environment has no robot contract; only swarm runs export"
+        )
+    policy = CheckpointPolicy(data)
+    learner = policy.learner
+    run_dir = checkpoint.parent if checkpoint.name == "latest.pt" else checkpoint.parent.parent
+    name = name or out_dir.name
+    random_obs = random_observations(contract, PARITY_RANDOM_OBS)
+    sim_obs = recorded_observations(config["sim"])
+    common = {
+        **contract.to_metadata(),
+        "policy.name": name,
+        "policy.run_id": run_dir.name,
+        "policy.config_hash": data["config_hash"],
+        "policy.global_step": str(data["global_step"]),
+    }
+    card_robots = []
+    staging = Path(
+        tempfile.mkdtemp(
+            prefix=f".{name}-", dir=out_dir.parent if out_dir.parent.exists() else None
+        )
+    )
+    try:
+        for robot in range(policy.num_robots_trained):
+            module = deterministic_policy(learner, robot, contract)
+            path = staging / f"robot_{robot}.onnx"
+            _export_one(module, contract, path, {**common, "policy.agent_id": str(robot)})
+            worst_random = check_parity(module, path, random_obs)
+            worst_sim = check_parity(module, path, sim_obs)
+            card_robots.append(
+                {
+                    "file": path.name,
+                    "agent_id": robot,
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                    "parity_max_abs_diff": {"random": worst_random, "simulator": worst_sim},
+                }
+            )
+        card = policy_card(name, data, run_dir, contract, card_robots)
+        if eval_episodes:
+            card["evaluation"] = evaluate_exported(staging, config["sim"], eval_episodes)
+        curves = run_dir / "learning_curves.png"
+        if curves.is_file():
+            shutil.copyfile(curves, staging / "learning_curves.png")
+            card["learning_curves"] = "learning_curves.png"
+        (staging / "policy.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+        (staging / "README.md").write_text(policy_readme(card))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def policy_card(name: str, data: dict, run_dir: Path, contract: Contract, robots: list) -> dict:
+    config = data["config"]
+    command = (
+        (run_dir / "command.txt").read_text().strip() if (run_dir / "command.txt").is_file() else ""
+    )
+    return {
+        "name": name,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "training": {
+            "command": command,
+            "run": run_dir.name,
+            "seed": config["run"]["seed"],
+            "robot_steps": data["global_step"],
+            "updates": data["update"],
+            "wall_time_s": round(data["wall_time"], 1),
+            "config_hash": data["config_hash"],
+            "config": config,
+        },
+        "contract": json.loads(json.dumps(contract.__dict__)),
+        "io": {
+            "input": f"obs float32 [batch, {contract.obs_dim}]",
+            "output": "cmd_vel float32 [batch, 2] (v m/s, w rad/s)",
+        },
+        "robots": robots,
+    }
+
+
+def policy_readme(card: dict) -> str:
+    c = card["contract"]
+    lines = [
+        f"# Policy `{card['name']}`",
+        "",
+        f"One ONNX file per robot (`robot_<i>.onnx`), trained by run `{card['training']['run']}`"
+        f" for {card['training']['robot_steps']:,} robot-steps ({card['training']['wall_time_s']} s).",
+        "",
+        f"- Input `obs`: {c['num_beams']} lidar beams x {c['scan_stack']} scans over"
+        f" [{c['range_min']}, {c['range_max']}] m, goal distance/bearing, own velocity (see `policy.yaml`).",
+        f"- Output `cmd_vel`: (v, w) within ±{c['max_linear']} m/s, ±{c['max_angular']} rad/s,"
+        f" every {c['control_period']} s.",
+        "",
+        "Reproduce: `"
+        + (card["training"]["command"] or "swarm train --config <config.yaml in policy.yaml>")
+        + "`",
+        "",
+    ]
+    if "evaluation" in card:
+        lines += ["## Evaluation (ONNX policy in the simulator, deterministic)", ""]
+        lines += [
+            "| scenario | robots | episodes | success | collisions | time-to-goal (s) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in card["evaluation"]:
+            lines.append(
+                f"| {r['scenario']} | {r['robots']} | {r['episodes']} | {100 * r['success_rate']:.1f}%"
+                f" | {100 * r['collision_rate']:.1f}% | {r['time_to_goal_s']} |"
+            )
+        lines.append("")
+    if card.get("learning_curves"):
+        lines += ["![learning curves](learning_curves.png)", ""]
+    return "\n".join(lines)
+
+
+def evaluate_exported(model_dir: Path, sim: dict, episodes: int) -> list[dict]:
+    from mappo_training.evaluate import evaluate_model_dir
+
+    results = []
+    for scenario, robots in (("random", sim.get("num_robots", 4)), ("circle", 8)):
+        results.append(
+            evaluate_model_dir(
+                model_dir, episodes=episodes, scenario=scenario, robots=robots, sim_base=sim
+            )
+        )
+    return results
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=Path, help="run folder or checkpoint (.pt)")
+    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. models/<name>")
+    p.add_argument("--name", help="policy name (default: the output folder's name)")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=0,
+        help="evaluate the ONNX files and put the scores on the card",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mappo_training import checkpoint as ckpt
+    from mappo_training.evaluate import resolve_target
+
+    try:
+        card = export_checkpoint(
+            resolve_target(args.target), args.out, name=args.name, eval_episodes=args.eval_episodes
+        )
+    except (ConfigError, ckpt.CheckpointError, ExportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for robot in card["robots"]:
+        diff = robot["parity_max_abs_diff"]
+        print(
+            f"{args.out / robot['file']}: parity random {diff['random']:.1e}, simulator {diff['simulator']:.1e}"
+        )
+    print(f"policy card: {args.out / 'policy.yaml'}")
+    return 0
