@@ -1,0 +1,115 @@
+"""`swarm demo`: one short simulated swarm episode with a report and pictures.
+
+Until a trained policy ships, the robots are driven by `demo_go_to_goal`, a
+hand-written controller made for this demo: it reads the same observation a
+policy gets (through the robot_io layout), turns towards the goal, slows down
+when the lidar sees something ahead and veers right to pass it. It is a
+baseline to look at, not a solution to the task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = Path("out/demo")
+
+
+def demo_go_to_goal(obs: np.ndarray, contract) -> np.ndarray:
+    """Actions (..., 2) in [-1, 1] from observations (..., obs_dim) of `contract`'s layout.
+
+    Heads for the free beam closest to the goal's bearing (a beam is free when
+    it and its neighbours are clear for CLEAR_M, or past the goal), preferring
+    to pass obstacles on the right, and slows down when something is ahead.
+    """
+    beams = contract.num_beams
+    goal = beams * contract.scan_stack
+    scan = contract.range_min + obs[..., :beams] * (contract.range_max - contract.range_min)
+    distance = obs[..., goal] * contract.goal_clip
+    bearing = np.arctan2(obs[..., goal + 2], obs[..., goal + 1])
+
+    angles = -np.pi + 2 * np.pi * np.arange(beams) / beams  # beam centres, robot frame
+    needed = np.minimum(distance + 0.1, CLEAR_M)[..., None]
+    clear = scan > needed
+    clear &= np.roll(clear, 1, axis=-1) & np.roll(clear, -1, axis=-1)
+    off_course = np.abs(np.angle(np.exp(1j * (angles - bearing[..., None]))))
+    # Keep right: a detour to the left costs more, so robots meeting head-on
+    # both swerve right and pass each other.
+    cost = off_course + KEEP_RIGHT * (angles > bearing[..., None])
+    cost = np.where(clear, cost, np.inf)
+    heading = np.where(np.isfinite(cost).any(axis=-1), angles[cost.argmin(axis=-1)], -np.pi / 2)
+
+    front = scan[..., beams // 2 - 1 : beams // 2 + 2].min(axis=-1)
+    caution = np.clip((front - 0.25) / 0.4, 0.0, 1.0)
+    speed = np.clip(np.cos(heading), 0.0, 1.0) * caution * np.clip(distance / 0.4, 0.3, 1.0)
+    turn = np.clip(heading / (np.pi / 4), -1.0, 1.0)
+    return np.stack([speed, turn], axis=-1).astype(np.float32)
+
+
+CLEAR_M = 0.7
+"""How far a beam must be free (metres) for the demo controller to head along it."""
+KEEP_RIGHT = 0.4
+"""Extra cost (radians) of passing an obstacle on the left."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the pictures")
+    p.add_argument("--robots", type=int, default=4, help="robots in the arena (default 4)")
+    p.add_argument(
+        "--scenario",
+        choices=["random", "circle", "swap"],
+        default="circle",
+        help="random starts and goals, a circle crossing, or two groups swapping sides",
+    )
+    p.add_argument("--seed", type=int, default=0, help="scenario seed (same seed, same run)")
+    p.add_argument(
+        "--gif", action=argparse.BooleanOptionalAction, default=True, help="also write a GIF"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mappo_training.config import ConfigError
+    from mappo_training.sim import BatchedSwarmEnv, EpisodeRecorder, SimConfig, render
+
+    started = time.perf_counter()
+    try:
+        cfg = SimConfig(num_robots=args.robots, scenario=args.scenario)
+    except ValueError as err:
+        raise ConfigError(f"demo: {err}") from err
+    with BatchedSwarmEnv(cfg, num_arenas=1, seed=args.seed) as env:
+        obs, _ = env.reset(seed=args.seed)
+        recorder = EpisodeRecorder(env, arena=0)
+        while not recorder.done:
+            obs, _, _, _, _, info = env.step(demo_go_to_goal(obs, env.contract))
+            recorder.add(info)
+        recording = recorder.recording()
+        arena = env.arena_size
+
+    result = recording["result"]
+    n = cfg.num_robots
+    arrived = round(result["arrived_fraction"] * n)
+    print(
+        f"demo: {args.scenario} scenario, {n} robots in a {arena:.1f} m arena,"
+        " driven by demo_go_to_goal (a hand-written controller, not a trained policy)"
+    )
+    print(
+        f"  {'success' if result['success'] else 'not a success'}:"
+        f" {arrived}/{n} robots arrived, {result['collisions']} collision steps"
+        f" ({result['robot_collisions']} robot-robot, {result['static_collisions']} wall/obstacle),"
+        f" {result['length']} steps ({result['length'] * env.profile.control_period:.1f} s simulated)"
+    )
+    if arrived:
+        print(
+            f"  mean time-to-goal {result['time_to_goal']:.1f} s,"
+            f" path efficiency {result['path_efficiency']:.2f}"
+        )
+    png = render.episode_png(recording, args.out / "paths.png")
+    print(f"  paths: {png}")
+    if args.gif:
+        gif = render.episode_gif(recording, args.out / "episode.gif")
+        print(f"  animation: {gif}")
+    print(f"  ({time.perf_counter() - started:.1f} s wall time)")
+    return 0

@@ -1,0 +1,203 @@
+"""Typed configuration of the swarm simulator and its team reward.
+
+`SimConfig` holds everything that defines the task (robots, arena, scenario,
+lidar, episode length, critic state); `RewardConfig` holds the weights of the
+team reward. Both validate themselves on construction and name the bad field;
+`load_sim_config` fills them from a mapping or a YAML file through
+`mappo_training.config.from_dict`, so unknown keys fail loudly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mappo_training import robot_io
+from mappo_training.config import from_dict, load_yaml
+from mappo_training.sim.geometry import MIN_OBSTACLE_SIZE, Obstacle
+
+Scenario = Literal["random", "circle", "swap"]
+StateMode = Literal["global", "agent_specific"]
+
+
+def _require(ok: bool, message: str) -> None:
+    # ValueError (not ConfigError) on purpose: from_dict prefixes it with the
+    # section it was loading ("sim: ..."), so the user sees the full key.
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass
+class RewardConfig:
+    """Weights of the shared team reward.
+
+    Each robot earns the terms below in a step; the team reward is their mean
+    over the robots of the arena, so its scale does not change with the number
+    of robots. Penalties are given as positive numbers and subtracted.
+    """
+
+    progress: float = 10.0
+    """Reward per metre a driving robot got closer to its goal (negative when it moves away)."""
+    arrival: float = 10.0
+    """One-off bonus when a robot reaches its goal."""
+    robot_collision: float = 5.0
+    """Penalty per step in which a robot hits another robot."""
+    static_collision: float = 5.0
+    """Penalty per step in which a robot hits a wall or an obstacle."""
+    time: float = 0.01
+    """Penalty per step for every robot still driving (not yet arrived)."""
+
+    def __post_init__(self) -> None:
+        for name in ("progress", "arrival", "robot_collision", "static_collision", "time"):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, int | float) and math.isfinite(value) and value >= 0,
+                f"reward.{name}={value!r}: must be a finite number >= 0"
+                " (penalties are positive and subtracted)",
+            )
+
+
+@dataclass
+class SimConfig:
+    """The swarm navigation task: N robots per arena, each must reach its own goal."""
+
+    num_robots: int = 4
+    """Robots per arena (1 to 64)."""
+    scenario: Scenario = "random"
+    """random: random starts and goals; circle: start on a circle, goals antipodal;
+    swap: two groups on opposite sides exchange places."""
+    profile: str = robot_io.DEFAULT_PROFILE
+    """Robot profile name (mappo_training/profiles/) or path of a profile YAML."""
+    arena_size: float = 4.0
+    """Side of the square arena in metres; grows automatically when the robots
+    of the scenario would not fit (see BatchedSwarmEnv.arena_size)."""
+    num_beams: int = 24
+    """Lidar sectors in the observation (contract num_beams)."""
+    scan_stack: int = 1
+    """Consecutive scans stacked in the observation, newest first."""
+    sim_scan_rays: int | None = None
+    """Rays the simulated lidar casts per robot and step; a multiple of num_beams.
+    None: 3 rays per beam. The real sensor's full scan is pooled by the same code."""
+    goal_clip: float = 5.0
+    """Goal distances beyond this many metres are reported as this."""
+    goal_tolerance: float = 0.15
+    """A robot has arrived when its centre is within this many metres of its goal."""
+    min_separation: float = 0.5
+    """Smallest distance in metres between two robots' starts (and two goals)."""
+    min_goal_distance: float = 1.0
+    """Smallest start-to-goal distance in metres in the random scenario."""
+    wall_clearance: float = 0.2
+    """Free space in metres between a start or goal footprint and walls or obstacles."""
+    circle_radius: float | None = None
+    """Radius of the circle scenario in metres. None: as large as the arena allows.
+    Grows when the robots would not fit on it with min_separation."""
+    num_obstacles: int = 0
+    """Random static obstacles (cylinders and boxes, alternating) per episode."""
+    obstacle_size: list[float] = field(default_factory=lambda: [0.15, 0.3])
+    """Range in metres of a random obstacle's radius or half-extents."""
+    obstacles: list[Obstacle] = field(default_factory=list)
+    """Fixed obstacles present in every episode, in the arena frame."""
+    max_steps: int | None = None
+    """Episode time limit in control steps. None: the time to drive twice the
+    arena side at top speed."""
+    end_on_collision: bool = False
+    """End the episode on the first collision (otherwise robots are blocked and go on)."""
+    state_mode: StateMode = "global"
+    """Critic state: global (poses, velocities, goals, arrived flags of all robots),
+    or agent_specific (own observation + global state + one-hot robot index)."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Team reward weights."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward, dict):
+            self.reward = from_dict(RewardConfig, self.reward, "reward")
+        self.obstacles = [
+            from_dict(Obstacle, o, f"obstacles[{i}]") if isinstance(o, dict) else o
+            for i, o in enumerate(self.obstacles)
+        ]
+        self.obstacle_size = [float(v) for v in self.obstacle_size]
+        _require(
+            isinstance(self.num_robots, int) and 1 <= self.num_robots <= MAX_ROBOTS,
+            f"num_robots={self.num_robots!r}: must be an integer from 1 to {MAX_ROBOTS}",
+        )
+        _require(
+            self.scenario in ("random", "circle", "swap"),
+            f"scenario={self.scenario!r}: must be one of 'random', 'circle', 'swap'",
+        )
+        _require(
+            self.state_mode in ("global", "agent_specific"),
+            f"state_mode={self.state_mode!r}: must be 'global' or 'agent_specific'",
+        )
+        _require(self.num_beams >= 1, f"num_beams={self.num_beams}: must be >= 1")
+        _require(self.scan_stack >= 1, f"scan_stack={self.scan_stack}: must be >= 1")
+        rays = self.sim_scan_rays
+        _require(
+            rays is None or (rays >= self.num_beams and rays % self.num_beams == 0),
+            f"sim_scan_rays={rays}: must be a positive multiple of num_beams={self.num_beams}"
+            f" (e.g. {3 * self.num_beams}), so every beam pools the same number of rays",
+        )
+        for name in ("arena_size", "goal_clip", "goal_tolerance", "min_separation"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value > 0, f"{name}={value!r}: must be > 0")
+        _require(
+            math.isfinite(self.wall_clearance) and self.wall_clearance >= 0,
+            f"wall_clearance={self.wall_clearance!r}: must be >= 0",
+        )
+        _require(
+            self.min_goal_distance > self.goal_tolerance,
+            f"min_goal_distance={self.min_goal_distance}: must exceed"
+            f" goal_tolerance={self.goal_tolerance}, or robots would start on their goal",
+        )
+        _require(
+            self.circle_radius is None or self.circle_radius > 0,
+            f"circle_radius={self.circle_radius!r}: must be > 0 or null (as large as fits)",
+        )
+        _require(self.num_obstacles >= 0, f"num_obstacles={self.num_obstacles}: must be >= 0")
+        sizes = self.obstacle_size
+        _require(
+            len(sizes) == 2 and MIN_OBSTACLE_SIZE <= sizes[0] <= sizes[1],
+            f"obstacle_size={list(sizes)}: must be [min, max] with"
+            f" {MIN_OBSTACLE_SIZE} <= min <= max (metres)",
+        )
+        _require(
+            self.max_steps is None or self.max_steps >= 1,
+            f"max_steps={self.max_steps!r}: must be >= 1 or null (derived from the arena)",
+        )
+
+    @property
+    def scan_rays(self) -> int:
+        """Rays cast per robot and step."""
+        return self.sim_scan_rays if self.sim_scan_rays is not None else 3 * self.num_beams
+
+    def robot_profile(self) -> robot_io.RobotProfile:
+        return robot_io.load_profile(self.profile)
+
+    def contract(self, profile: robot_io.RobotProfile | None = None) -> robot_io.Contract:
+        """The observation/action contract a policy trained on this task speaks."""
+        profile = profile or self.robot_profile()
+        return robot_io.Contract.for_profile(
+            profile,
+            num_beams=self.num_beams,
+            scan_stack=self.scan_stack,
+            goal_clip=self.goal_clip,
+        )
+
+
+MAX_ROBOTS = 64
+
+
+def load_sim_config(source: SimConfig | dict[str, Any] | str | Path | None) -> SimConfig:
+    """A validated SimConfig from a mapping, a YAML file (whole file, or its `sim:`
+    section), or an existing SimConfig."""
+    if isinstance(source, SimConfig):
+        return source
+    if source is None:
+        return SimConfig()
+    if isinstance(source, str | Path):
+        data = load_yaml(source)
+        if isinstance(data.get("sim"), dict):
+            data = data["sim"]
+        return from_dict(SimConfig, data, "sim")
+    return from_dict(SimConfig, source, "sim")

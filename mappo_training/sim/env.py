@@ -1,0 +1,347 @@
+"""The swarm navigation task for MAPPO: K arenas of N robots stepped as one batch.
+
+`BatchedSwarmEnv` sits on top of `World`: it draws scenario layouts, turns
+policy actions into twists, builds each robot's local observation through
+robot_io (the same code the robot runs), computes the team reward and the
+critic's state, keeps episode statistics and resets finished arenas by itself.
+
+    env = BatchedSwarmEnv(SimConfig(num_robots=4), num_arenas=16, seed=0)
+    obs, state = env.reset()                       # (K, N, obs_dim), (K, N, state_dim)
+    obs, state, reward, terminated, truncated, info = env.step(actions)  # (K, N, 2) in [-1, 1]
+
+Robots that reached their goal are parked (zero velocity) and stay in the
+arena as obstacles until the whole team is done.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mappo_training import robot_io
+from mappo_training.config import ConfigError
+from mappo_training.sim.config import SimConfig, load_sim_config
+from mappo_training.sim.lidar import scan_geometry
+from mappo_training.sim.reward import team_reward
+from mappo_training.sim.scenarios import (
+    ArenaLayout,
+    default_max_steps,
+    draw_layout,
+    required_arena_size,
+)
+from mappo_training.sim.world import World
+
+GLOBAL_FEATURES_PER_ROBOT = 9
+"""x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived."""
+
+
+class BatchedSwarmEnv:
+    """K independent arenas of the swarm navigation task in one PyBullet client."""
+
+    action_dim = 2
+
+    def __init__(
+        self,
+        cfg: SimConfig | dict[str, Any] | str | Path | None = None,
+        num_arenas: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        cfg = load_sim_config(cfg)
+        if num_arenas < 1:
+            raise ValueError(f"num_arenas={num_arenas}: must be >= 1")
+        self.cfg = cfg
+        self.profile = cfg.robot_profile()
+        self.contract = cfg.contract(self.profile)
+        if cfg.min_separation <= 2 * self.profile.radius:
+            raise ConfigError(
+                f"sim.min_separation={cfg.min_separation}: robots of profile"
+                f" {self.profile.name!r} (radius {self.profile.radius} m) need more than"
+                f" {2 * self.profile.radius:.3f} m between centres"
+            )
+        self.num_arenas = num_arenas
+        self.num_robots = cfg.num_robots
+        self.arena_size = required_arena_size(cfg, self.profile.radius)
+        """Side of the arenas in metres: cfg.arena_size, or larger when the robots need it."""
+        self.max_steps = default_max_steps(
+            cfg, self.arena_size, self.profile.max_linear, self.profile.control_period
+        )
+        self.obs_dim = self.contract.obs_dim
+        self.global_state_dim = GLOBAL_FEATURES_PER_ROBOT * self.num_robots
+        self.state_dim = self.global_state_dim + (
+            self.obs_dim + self.num_robots if cfg.state_mode == "agent_specific" else 0
+        )
+        self.scan_rays = cfg.scan_rays
+        angle_min, increment = scan_geometry(self.scan_rays)
+        self._pooler = robot_io.BeamPooler(
+            self.scan_rays,
+            angle_min,
+            increment,
+            self.contract.num_beams,
+            self.contract.range_min,
+            self.contract.range_max,
+        )
+        self.world = World(num_arenas, self.num_robots, self.arena_size, self.profile)
+
+        k, n = num_arenas, self.num_robots
+        self._history = np.zeros((k, n, cfg.scan_stack, cfg.num_beams), dtype=np.float32)
+        self._parked = np.zeros((k, n), dtype=bool)
+        self._distance = np.zeros((k, n))
+        self._start_distance = np.zeros((k, n))
+        self._path_length = np.zeros((k, n))
+        self._arrival_step = np.full((k, n), -1)
+        self._steps = np.zeros(k, dtype=int)
+        self._return = np.zeros(k)
+        self._robot_collisions = np.zeros(k, dtype=int)
+        self._static_collisions = np.zeros(k, dtype=int)
+        self._one_hot = np.broadcast_to(np.eye(n, dtype=np.float32), (k, n, n))
+        self._seed(seed)
+        self._started = False
+
+    # -- episodes ----------------------------------------------------------- #
+
+    def _seed(self, seed: int | None) -> None:
+        # One generator per arena: an arena's sequence of episodes does not
+        # depend on when the other arenas happen to finish theirs.
+        children = np.random.SeedSequence(seed).spawn(self.num_arenas)
+        self._rngs = [np.random.default_rng(s) for s in children]
+
+    def reset(
+        self, seed: int | None = None, layouts: list[ArenaLayout] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Start a new episode in every arena; returns (obs, state).
+
+        seed: reseed the scenario generators (None: continue their sequence).
+        layouts: one ArenaLayout per arena to start from instead of drawing
+        scenarios (for tests and fixed evaluations).
+        """
+        if seed is not None:
+            self._seed(seed)
+        if layouts is not None and len(layouts) != self.num_arenas:
+            raise ValueError(f"got {len(layouts)} layouts for {self.num_arenas} arenas")
+        everything = np.arange(self.num_arenas)
+        for arena in everything:
+            self._start_episode(arena, None if layouts is None else layouts[arena])
+        self._fill_history(everything)
+        self._started = True
+        return self._observe()
+
+    def _start_episode(self, arena: int, layout: ArenaLayout | None) -> None:
+        if layout is None:
+            layout = draw_layout(self._rngs[arena], self.cfg, self.arena_size, self.profile.radius)
+        self.world.set_layout(arena, layout)
+        distance = np.hypot(*(np.asarray(layout.goals) - layout.starts[:, :2]).T)
+        self._distance[arena] = distance
+        self._start_distance[arena] = distance
+        self._parked[arena] = False
+        self._path_length[arena] = 0.0
+        self._arrival_step[arena] = -1
+        self._steps[arena] = 0
+        self._return[arena] = 0.0
+        self._robot_collisions[arena] = 0
+        self._static_collisions[arena] = 0
+
+    def _fill_history(self, arenas: np.ndarray) -> None:
+        """First scan of a new episode, repeated over the stack (as the robot does)."""
+        beams = self._pooler(self.world.scan(self.scan_rays, arenas=arenas))
+        self._history[arenas] = beams[:, :, None, :]
+
+    def _episode_summary(self, arena: int) -> dict[str, Any]:
+        arrived = self._arrival_step[arena] >= 0
+        period = self.profile.control_period
+        collisions = int(self._robot_collisions[arena] + self._static_collisions[arena])
+        if arrived.any():
+            time_to_goal = float(self._arrival_step[arena][arrived].mean() * period)
+            # The shortest drive that arrives ends goal_tolerance short of the goal.
+            straight = np.maximum(self._start_distance[arena] - self.cfg.goal_tolerance, 0.0)
+            driven = np.maximum(self._path_length[arena], 1e-9)
+            efficiency = float(np.minimum(straight / driven, 1.0)[arrived].mean())
+        else:
+            time_to_goal = efficiency = math.nan
+        return {
+            "arena": int(arena),
+            "success": bool(arrived.all() and collisions == 0),
+            "collisions": collisions,
+            "robot_collisions": int(self._robot_collisions[arena]),
+            "static_collisions": int(self._static_collisions[arena]),
+            "arrived_fraction": float(arrived.mean()),
+            "length": int(self._steps[arena]),
+            "return": float(self._return[arena]),
+            "time_to_goal": time_to_goal,
+            "path_efficiency": efficiency,
+        }
+
+    # -- stepping ----------------------------------------------------------- #
+
+    def step(self, actions: np.ndarray):
+        """Apply actions (K, N, 2) in [-1, 1] for one control period.
+
+        Returns obs, state, reward (K, N), terminated (K,), truncated (K,), info;
+        see the package docstring for the info keys. Arenas whose episode ended
+        are reset before returning: obs and state belong to their new episode,
+        info["final_obs"] / ["final_state"] / ["final_poses"] to the old one.
+        """
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions, dtype=np.float32)
+        expected = (self.num_arenas, self.num_robots, self.action_dim)
+        if actions.shape != expected:
+            raise ValueError(f"actions have shape {actions.shape}, expected {expected}")
+        world = self.world
+        driving = ~self._parked
+        twists = robot_io.action_to_twist(
+            actions, self.contract.max_linear, self.contract.max_angular
+        )
+        world.set_twists(twists * driving[..., None])
+        before = world.poses()
+        contacts = world.advance()
+        poses = world.poses()
+
+        goals = world.goals()
+        distance = np.hypot(goals[..., 0] - poses[..., 0], goals[..., 1] - poses[..., 1])
+        progress = (self._distance - distance) * driving
+        self._distance = distance
+        self._path_length += np.hypot(*(poses[..., :2] - before[..., :2]).transpose(2, 0, 1))
+        arrived = driving & (distance < self.cfg.goal_tolerance)
+        self._arrival_step[arrived] = self._steps[np.nonzero(arrived)[0]] + 1
+        self._parked |= arrived
+        collided = contacts.any
+
+        reward = team_reward(
+            self.cfg.reward, progress, arrived, contacts.robot, contacts.static, driving
+        )
+        self._steps += 1
+        self._return += reward
+        self._robot_collisions += contacts.robot.sum(axis=-1)
+        self._static_collisions += contacts.static.sum(axis=-1)
+
+        terminated = self._parked.all(axis=-1)
+        if self.cfg.end_on_collision:
+            terminated |= collided.any(axis=-1)
+        truncated = ~terminated & (self._steps >= self.max_steps)
+
+        beams = self._pooler(world.scan(self.scan_rays))
+        self._history[:, :, 1:] = self._history[:, :, :-1]
+        self._history[:, :, 0] = beams
+        obs, state = self._observe()
+
+        info: dict[str, Any] = {
+            "active": driving,
+            "arrived": arrived,
+            "collided": collided,
+            "robot_collided": contacts.robot,
+            "static_collided": contacts.static,
+            "final_obs": obs,
+            "final_state": state,
+            "final_poses": poses,
+            "episodes": [],
+        }
+        ended = np.flatnonzero(terminated | truncated)
+        if len(ended):
+            info["episodes"] = [self._episode_summary(a) for a in ended]
+            for arena in ended:
+                self._start_episode(arena, None)
+            self._fill_history(ended)
+            obs, state = self._observe()
+        team = np.repeat(reward[:, None], self.num_robots, axis=1).astype(np.float32)
+        return obs, state, team, terminated, truncated, info
+
+    # -- observations and critic state --------------------------------------- #
+
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        poses = self.world.poses()
+        velocities = self.world.velocities()
+        goals = self.world.goals()
+        obs = robot_io.build_observation(
+            self._history, poses, goals, velocities[..., 0], velocities[..., 1], self.contract
+        )
+        return obs, self._critic_state(obs, poses, velocities, goals)
+
+    def _critic_state(
+        self, obs: np.ndarray, poses: np.ndarray, velocities: np.ndarray, goals: np.ndarray
+    ) -> np.ndarray:
+        """(K, N, state_dim): global state, or agent-specific state per robot."""
+        size = self.arena_size
+        features = np.concatenate(
+            [
+                poses[..., :2] / size,
+                np.cos(poses[..., 2:3]),
+                np.sin(poses[..., 2:3]),
+                velocities[..., :1] / self.contract.max_linear,
+                velocities[..., 1:] / self.contract.max_angular,
+                goals / size,
+                self._parked[..., None],
+            ],
+            axis=-1,
+        ).astype(np.float32)
+        flat = features.reshape(self.num_arenas, 1, -1)
+        repeated = np.repeat(flat, self.num_robots, axis=1)
+        if self.cfg.state_mode == "global":
+            return repeated
+        return np.concatenate([obs, repeated, self._one_hot], axis=-1)
+
+    # -- what a recorder or bridge needs ------------------------------------- #
+
+    def poses(self) -> np.ndarray:
+        """(K, N, 3) current poses x, y, yaw in each arena's frame."""
+        return self.world.poses()
+
+    def arena_layout(self, arena: int) -> ArenaLayout:
+        """The layout (starts, goals, obstacles) of arena `arena`'s current episode."""
+        return self.world.layout(arena)
+
+    @property
+    def parked(self) -> np.ndarray:
+        """(K, N) robots that have reached their goal in the current episode."""
+        return self._parked.copy()
+
+    # -- snapshots (exact resume) -------------------------------------------- #
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue these episodes exactly (picklable)."""
+        return {
+            "world": self.world.snapshot(),
+            "rngs": [rng.bit_generator.state for rng in self._rngs],
+            "history": self._history.copy(),
+            "parked": self._parked.copy(),
+            "distance": self._distance.copy(),
+            "start_distance": self._start_distance.copy(),
+            "path_length": self._path_length.copy(),
+            "arrival_step": self._arrival_step.copy(),
+            "steps": self._steps.copy(),
+            "return": self._return.copy(),
+            "robot_collisions": self._robot_collisions.copy(),
+            "static_collisions": self._static_collisions.copy(),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a snapshot of an env with the same config and arena count."""
+        if len(snapshot["rngs"]) != self.num_arenas:
+            raise ValueError(
+                f"snapshot holds {len(snapshot['rngs'])} arenas, this env has {self.num_arenas}"
+            )
+        self.world.restore(snapshot["world"])
+        for rng, state in zip(self._rngs, snapshot["rngs"], strict=True):
+            rng.bit_generator.state = state
+        self._history = snapshot["history"].copy()
+        self._parked = snapshot["parked"].copy()
+        self._distance = snapshot["distance"].copy()
+        self._start_distance = snapshot["start_distance"].copy()
+        self._path_length = snapshot["path_length"].copy()
+        self._arrival_step = snapshot["arrival_step"].copy()
+        self._steps = snapshot["steps"].copy()
+        self._return = snapshot["return"].copy()
+        self._robot_collisions = snapshot["robot_collisions"].copy()
+        self._static_collisions = snapshot["static_collisions"].copy()
+        self._started = True
+
+    def close(self) -> None:
+        self.world.close()
+
+    def __enter__(self) -> BatchedSwarmEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

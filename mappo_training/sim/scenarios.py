@@ -1,0 +1,326 @@
+"""Scenarios: where robots start, where their goals are, where obstacles stand.
+
+Pure numpy functions of a random generator and the config, so the ROS 2 sim
+bridge, the evaluator and tests can draw the same layouts without a physics
+client. Coordinates are in the arena frame: origin at the arena centre, walls
+at +-arena_size / 2.
+
+- random: starts and goals drawn uniformly, at least `min_separation` apart
+  (starts among themselves, goals among themselves), each goal at least
+  `min_goal_distance` from its robot's start, all clear of walls and obstacles.
+- circle: robots evenly spaced on a circle facing the centre, each goal
+  antipodal to its start, so everyone meets in the middle.
+- swap: two groups in columns on opposite sides; each robot drives to the
+  mirrored place on the other side, so the groups pass through each other.
+
+`required_arena_size` says how large the arena must be for the robots of a
+scenario to fit; the environment grows the arena to that size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mappo_training.sim.config import SimConfig
+from mappo_training.sim.geometry import (
+    Obstacle,
+    obstacle_clearance,
+    pack_obstacles,
+    wall_clearance,
+)
+
+# Random placement keeps the robots' discs (diameter min_separation) covering
+# at most this share of the free area; random sequential placement jams near
+# 0.55, so this leaves rejection sampling plenty of room.
+RANDOM_COVERAGE = 0.3
+PLACEMENT_TRIES = 200
+PLACEMENT_RESTARTS = 50
+
+
+@dataclass(frozen=True, eq=False)
+class ArenaLayout:
+    """One arena's episode set-up: everything needed to reproduce or draw it."""
+
+    arena_size: float
+    """Side of the square arena in metres (walls at +-arena_size / 2)."""
+    starts: np.ndarray
+    """(N, 3) start poses x, y, yaw."""
+    goals: np.ndarray
+    """(N, 2) goal positions."""
+    obstacles: tuple[Obstacle, ...] = field(default_factory=tuple)
+    robot_radius: float = 0.105
+    goal_tolerance: float = 0.15
+
+    @property
+    def num_robots(self) -> int:
+        return len(self.starts)
+
+    def moved(self, rotation: float, dx: float = 0.0, dy: float = 0.0) -> ArenaLayout:
+        """The same layout with the whole world rotated about the origin, then shifted."""
+        c, s = math.cos(rotation), math.sin(rotation)
+        rot = np.array([[c, -s], [s, c]])
+        shift = np.array([dx, dy])
+        starts = self.starts.copy()
+        starts[:, :2] = self.starts[:, :2] @ rot.T + shift
+        starts[:, 2] = self.starts[:, 2] + rotation
+        return ArenaLayout(
+            arena_size=self.arena_size,
+            starts=starts,
+            goals=self.goals @ rot.T + shift,
+            obstacles=tuple(o.moved(rotation, dx, dy) for o in self.obstacles),
+            robot_radius=self.robot_radius,
+            goal_tolerance=self.goal_tolerance,
+        )
+
+
+class PlacementError(RuntimeError):
+    """A scenario could not place robots, goals or obstacles in the arena."""
+
+
+# --------------------------------------------------------------------------- #
+# Sizes.
+# --------------------------------------------------------------------------- #
+
+
+def _margin(cfg: SimConfig, robot_radius: float) -> float:
+    """Closest a start or goal centre may come to a wall."""
+    return robot_radius + cfg.wall_clearance
+
+
+def circle_radius(cfg: SimConfig, robot_radius: float) -> float:
+    """Radius of the circle scenario: as configured (or as large as the arena
+    allows), grown so neighbours are min_separation apart."""
+    n = cfg.num_robots
+    wanted = cfg.circle_radius
+    if wanted is None:
+        wanted = cfg.arena_size / 2.0 - _margin(cfg, robot_radius)
+    needed = cfg.min_separation / (2.0 * math.sin(math.pi / n)) if n >= 2 else 0.0
+    return max(wanted, needed, cfg.min_goal_distance / 2.0)
+
+
+def _swap_spacing(cfg: SimConfig, inner: float, rows: int) -> float:
+    """Distance between neighbours in a swap column: spread out, at least min_separation."""
+    return max(cfg.min_separation, min(1.0, inner / max(rows, 1)))
+
+
+def required_arena_size(cfg: SimConfig, robot_radius: float) -> float:
+    """Smallest arena side (metres, >= cfg.arena_size) in which the scenario fits."""
+    margin = _margin(cfg, robot_radius)
+    n = cfg.num_robots
+    if cfg.scenario == "circle":
+        needed = 2.0 * (circle_radius(cfg, robot_radius) + margin)
+    elif cfg.scenario == "swap":
+        rows = math.ceil(n / 2)
+        column = (rows - 1) * cfg.min_separation
+        needed = 2.0 * margin + max(column, cfg.min_goal_distance)
+    else:
+        disc = math.pi * cfg.min_separation**2 / 4.0
+        obstacle = math.pi * (_largest_obstacle(cfg) + margin) ** 2
+        area = (n * disc + cfg.num_obstacles * obstacle) / RANDOM_COVERAGE
+        needed = 2.0 * margin + max(math.sqrt(area), 1.5 * cfg.min_goal_distance)
+    return max(cfg.arena_size, needed)
+
+
+def _largest_obstacle(cfg: SimConfig) -> float:
+    return math.sqrt(2.0) * cfg.obstacle_size[1]
+
+
+def default_max_steps(cfg: SimConfig, arena_size: float, max_linear: float, period: float) -> int:
+    """Episode limit when the config leaves it open: twice the arena side at top speed."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return math.ceil(2.0 * arena_size / max_linear / period)
+
+
+# --------------------------------------------------------------------------- #
+# Layouts.
+# --------------------------------------------------------------------------- #
+
+
+def draw_layout(
+    rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
+) -> ArenaLayout:
+    """A fresh episode layout for the configured scenario."""
+    fixed = tuple(cfg.obstacles)
+    if cfg.scenario == "random":
+        obstacles = fixed + random_obstacles(
+            rng, cfg, arena_size, robot_radius, keep_clear=np.zeros((0, 2)), existing=fixed
+        )
+        starts, goals = place_random(rng, cfg, arena_size, robot_radius, obstacles)
+    else:
+        place = place_circle if cfg.scenario == "circle" else place_swap
+        starts, goals = place(rng, cfg, arena_size, robot_radius)
+        _check_clear_of(fixed, starts[:, :2], goals, cfg, robot_radius)
+        points = np.concatenate([starts[:, :2], goals])
+        obstacles = fixed + random_obstacles(
+            rng, cfg, arena_size, robot_radius, keep_clear=points, existing=fixed
+        )
+    return ArenaLayout(
+        arena_size=arena_size,
+        starts=starts,
+        goals=goals,
+        obstacles=obstacles,
+        robot_radius=robot_radius,
+        goal_tolerance=cfg.goal_tolerance,
+    )
+
+
+def place_random(
+    rng: np.random.Generator,
+    cfg: SimConfig,
+    arena_size: float,
+    robot_radius: float,
+    obstacles: tuple[Obstacle, ...] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random starts (N, 3) and goals (N, 2) by rejection sampling."""
+    n = cfg.num_robots
+    margin = _margin(cfg, robot_radius)
+    table = pack_obstacles(obstacles)
+    half = arena_size / 2.0 - margin
+
+    def free(xy: np.ndarray) -> bool:
+        if wall_clearance(xy, arena_size) < margin:
+            return False
+        return not len(table) or obstacle_clearance(table, xy[None])[0].min() >= margin
+
+    for _ in range(PLACEMENT_RESTARTS):
+        starts: list[np.ndarray] = []
+        goals: list[np.ndarray] = []
+        for _robot in range(n):
+            start = _sample(rng, half, free, starts, cfg.min_separation)
+            if start is None:
+                break
+            goal = _sample(rng, half, free, goals, cfg.min_separation, start, cfg.min_goal_distance)
+            if goal is None:
+                break
+            starts.append(start)
+            goals.append(goal)
+        if len(goals) == n:
+            yaw = rng.uniform(-math.pi, math.pi, size=(n, 1))
+            return np.hstack([np.array(starts), yaw]), np.array(goals)
+    raise PlacementError(
+        f"could not place {n} robots with min_separation={cfg.min_separation} and"
+        f" min_goal_distance={cfg.min_goal_distance} in an arena of {arena_size:.2f} m"
+        f" with {len(obstacles)} obstacle(s); raise arena_size or lower num_obstacles"
+    )
+
+
+def place_circle(
+    rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robots evenly on a circle (randomly turned), facing their antipodal goals."""
+    n = cfg.num_robots
+    radius = circle_radius(cfg, robot_radius)
+    angles = rng.uniform(0.0, 2.0 * math.pi) + 2.0 * math.pi * np.arange(n) / n
+    xy = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    goals = -xy
+    yaw = angles + math.pi
+    return np.hstack([xy, yaw[:, None]]), goals
+
+
+def place_swap(
+    rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two columns on opposite walls; each robot heads for its mirror image.
+
+    The pair of columns is turned by a random multiple of 90 degrees so that
+    robots do not always cross in the same direction.
+    """
+    n = cfg.num_robots
+    margin = _margin(cfg, robot_radius)
+    inner = arena_size - 2.0 * margin
+    side_x = arena_size / 2.0 - margin
+    left = math.ceil(n / 2)
+    xy = []
+    for count, x in ((left, -side_x), (n - left, side_x)):
+        spacing = _swap_spacing(cfg, inner, count)
+        ys = (np.arange(count) - (count - 1) / 2.0) * spacing
+        xy.extend((x, y) for y in ys)
+    xy = np.array(xy, dtype=np.float64)
+    goals = xy * np.array([-1.0, 1.0])
+    turn = rng.integers(4) * math.pi / 2.0
+    c, s = round(math.cos(turn)), round(math.sin(turn))
+    rot = np.array([[c, -s], [s, c]], dtype=np.float64)
+    xy, goals = xy @ rot.T, goals @ rot.T
+    heading = goals - xy
+    yaw = np.arctan2(heading[:, 1], heading[:, 0])
+    return np.hstack([xy, yaw[:, None]]), goals
+
+
+def random_obstacles(
+    rng: np.random.Generator,
+    cfg: SimConfig,
+    arena_size: float,
+    robot_radius: float,
+    keep_clear: np.ndarray,
+    existing: tuple[Obstacle, ...] = (),
+) -> tuple[Obstacle, ...]:
+    """`cfg.num_obstacles` cylinders and boxes (alternating) inside the walls,
+    clear of the `keep_clear` points (starts and goals) by a robot footprint."""
+    margin = _margin(cfg, robot_radius)
+    low, high = cfg.obstacle_size
+    placed: list[Obstacle] = []
+    for i in range(cfg.num_obstacles):
+        for _ in range(PLACEMENT_TRIES):
+            if i % 2 == 0:
+                size = {"radius": rng.uniform(low, high)}
+                kind = "cylinder"
+            else:
+                half_x, half_y = rng.uniform(low, high, size=2)
+                size = {"half_x": half_x, "half_y": half_y, "yaw": rng.uniform(-math.pi, math.pi)}
+                kind = "box"
+            reach = arena_size / 2.0 - Obstacle(kind, **size).bounding_radius
+            x, y = rng.uniform(-reach, reach, size=2)
+            candidate = Obstacle(kind, x=float(x), y=float(y), **size)
+            if not len(keep_clear) or candidate.clearance(keep_clear).min() >= margin:
+                placed.append(candidate)
+                break
+        else:
+            raise PlacementError(
+                f"could not place obstacle {i + 1} of num_obstacles={cfg.num_obstacles}"
+                f" clear of {len(keep_clear)} starts/goals in an arena of {arena_size:.2f} m;"
+                " lower num_obstacles or obstacle_size, or raise arena_size"
+            )
+    return tuple(placed)
+
+
+def _check_clear_of(
+    obstacles: tuple[Obstacle, ...],
+    starts: np.ndarray,
+    goals: np.ndarray,
+    cfg: SimConfig,
+    robot_radius: float,
+) -> None:
+    """Fixed obstacles must leave the scenario's starts and goals free."""
+    for i, o in enumerate(obstacles):
+        for what, points in (("start", starts), ("goal", goals)):
+            gap = o.clearance(points)
+            if gap.min() < robot_radius:
+                robot = int(np.argmin(gap))
+                raise PlacementError(
+                    f"obstacles[{i}] ({o.kind} at {o.x:.2f}, {o.y:.2f}) covers the {what} of"
+                    f" robot {robot} in the {cfg.scenario} scenario; move the obstacle"
+                )
+
+
+def _sample(
+    rng: np.random.Generator,
+    half: float,
+    free,
+    others: list[np.ndarray],
+    separation: float,
+    anchor: np.ndarray | None = None,
+    anchor_distance: float = 0.0,
+) -> np.ndarray | None:
+    """A uniform point in the square +-half that is free, `separation` away from
+    `others` and `anchor_distance` away from `anchor`; None after many misses."""
+    for _ in range(PLACEMENT_TRIES):
+        p = rng.uniform(-half, half, size=2)
+        if not free(p) or any(math.dist(p, q) < separation for q in others):
+            continue
+        if anchor is None or math.dist(p, anchor) >= anchor_distance:
+            return p
+    return None
