@@ -28,9 +28,11 @@ def episode_png(recording: dict[str, Any], out: str | Path) -> Path:
     """Write the whole episode's paths to `out` (PNG); returns the path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
     scene = _Scene(recording)
     scene.show(len(scene.poses) - 1)
-    scene.figure.savefig(out, dpi=DPI)
+    Image.fromarray(scene.rgb()).save(out)
     return out
 
 
@@ -120,7 +122,14 @@ class _Scene:
         ]
         self.headings = [ax.plot([], [], color="black", lw=1.2, zorder=5)[0] for _ in self.colours]
         (self.crashes,) = ax.plot([], [], "x", color="red", ms=9, mew=2.5, zorder=6)
+        ax.set_title("step 0", fontsize=10)
         self.figure.tight_layout()
+        # Blitting: render the static arena once, then draw only what moves.
+        self.moving = [*self.trails, *self.bodies, *self.headings, self.crashes, ax.title]
+        for artist in self.moving:
+            artist.set_animated(True)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
 
     def _obstacle_patch(self, o):
         style = {"fc": "0.6", "ec": "0.3"}
@@ -162,5 +171,7 @@ class _Scene:
         return text
 
     def rgb(self) -> np.ndarray:
-        self.canvas.draw()
+        self.canvas.restore_region(self.background)
+        for artist in self.moving:
+            self.ax.draw_artist(artist)
         return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
