@@ -10,6 +10,7 @@ baseline to look at, not a solution to the task.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -71,14 +72,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training.config import ConfigError
     from mappo_training.sim import BatchedSwarmEnv, EpisodeRecorder, SimConfig, render
 
     started = time.perf_counter()
     try:
         cfg = SimConfig(num_robots=args.robots, scenario=args.scenario)
     except ValueError as err:
-        raise ConfigError(f"demo: {err}") from err
+        print(f"error: --robots/--scenario: {err}", file=sys.stderr)
+        return 2
     with BatchedSwarmEnv(cfg, num_arenas=1, seed=args.seed) as env:
         obs, _ = env.reset(seed=args.seed)
         recorder = EpisodeRecorder(env, arena=0)

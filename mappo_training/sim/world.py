@@ -18,8 +18,9 @@ Motion is kinematic: each control period a robot follows the exact arc of its
 commanded (v, w). Contacts are decided in numpy on the 2-D footprints (robot
 circles, wall lines, obstacle circles and rectangles); a robot whose move would
 overlap anything stays where it was (it may still turn in place) and the contact
-is reported. PyBullet holds the geometry for the lidar rays, so one
-`rayTestBatch` per scan covers every robot of every arena.
+is reported. PyBullet holds the geometry for the lidar rays (as triangle
+meshes, see bodies.py), so one `rayTestBatch` per scan covers every robot of
+every arena. No stepSimulation is needed: nothing in the world has dynamics.
 """
 
 from __future__ import annotations
@@ -72,15 +73,18 @@ class World:
     ) -> None:
         import pybullet
 
+        self.profile = profile or robot_io.load_profile()
         if num_arenas < 1 or num_robots < 1:
             raise ValueError(
                 f"World needs num_arenas >= 1 and num_robots >= 1,"
                 f" got num_arenas={num_arenas}, num_robots={num_robots}"
             )
-        if not arena_size > 2 * (profile or robot_io.RobotProfile()).radius:
-            raise ValueError(f"arena_size={arena_size}: too small to hold one robot")
+        if not arena_size > 2 * self.profile.radius:
+            raise ValueError(
+                f"arena_size={arena_size}: must exceed a robot's diameter"
+                f" ({2 * self.profile.radius} m)"
+            )
         self._p = pybullet
-        self.profile = profile or robot_io.load_profile()
         self.num_arenas = num_arenas
         self.num_robots = num_robots
         self.arena_size = float(arena_size)
