@@ -181,15 +181,17 @@ def run_episodes(
     env = BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=arenas, seed=seed)
     done = [0] * arenas
     results: list[dict] = []
-    recorder = _Recorder(env) if record_first else None
+    recorder = None
     try:
         obs, _ = env.reset(seed=seed)
-        if recorder:
-            recorder.start()
+        if record_first:
+            from mappo_training.sim import EpisodeRecorder
+
+            recorder = EpisodeRecorder(env, arena=0)
         while sum(done) < episodes:
             obs, _, _, _, _, info = env.step(policy.act(obs))
             if recorder:
-                recorder.step(info)
+                recorder.add(info)
             for ep in info.get("episodes", []):
                 a = ep["arena"]
                 if done[a] < quota[a]:
@@ -197,43 +199,7 @@ def run_episodes(
                     done[a] += 1
     finally:
         env.close()
-    return results, (recorder.episode if recorder else None)
-
-
-class _Recorder:
-    """Keeps arena 0's poses until its first episode ends."""
-
-    def __init__(self, env) -> None:
-        self.env = env
-        self.episode: dict | None = None
-        self._frames: list[np.ndarray] = []
-        self._collisions: list[tuple[int, int]] = []
-        self._open = True
-
-    def start(self) -> None:
-        self._layout = self.env.arena_layout(0)
-        self._frames.append(self.env.poses()[0].copy())
-
-    def step(self, info: dict) -> None:
-        if not self._open:
-            return
-        ended = [ep for ep in info.get("episodes", []) if ep["arena"] == 0]
-        if ended:
-            self._frames.append(
-                info["final_poses"][0].copy() if "final_poses" in info else self._frames[-1]
-            )
-            self.episode = {
-                "layout": self._layout,
-                "poses": np.stack(self._frames),
-                "collisions": self._collisions,
-                "result": ended[0],
-            }
-            self._open = False
-            return
-        t = len(self._frames)
-        for robot in np.flatnonzero(info["collided"][0]):
-            self._collisions.append((t, int(robot)))
-        self._frames.append(self.env.poses()[0].copy())
+    return results, (recorder.recording() if recorder else None)
 
 
 def summarize(results: list[dict]) -> dict:
@@ -336,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             render=args.render,
         )
-    except ConfigError as err:
+    except ValueError as err:  # ConfigError, a refused model (PolicyRejected), a bad --robots
         print(f"error: {err}", file=sys.stderr)
         return 2
     return _print(report, args.json)

@@ -1,0 +1,68 @@
+"""`swarm eval`: deterministic scores and pictures for a run, at any robot count."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mappo_training.cli import main as swarm
+from mappo_training.experiment import load_train_config
+from mappo_training.train import start
+
+TINY = [
+    "run.total_steps=512",
+    "run.num_arenas=2",
+    "run.rollout_steps=64",
+    "run.workers=0",
+    "run.eval_episodes=0",
+    "sim.num_robots=2",
+    "algo.epochs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    trainer = start(load_train_config("nav_random_4", TINY), path, quiet=True)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    return path
+
+
+def test_eval_reports_the_team_numbers_as_json(run_dir, capsys):
+    assert swarm(["eval", str(run_dir), "--episodes", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["episodes"] == 3
+    assert report["robots"] == 2
+    for key in ("success_rate", "collision_rate", "time_to_goal_s", "path_efficiency"):
+        assert key in report
+
+
+def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tmp_path, capsys):
+    picture = tmp_path / "circle.png"
+    code = swarm(
+        [
+            "eval",
+            str(run_dir),
+            "--episodes",
+            "2",
+            "--robots",
+            "6",
+            "--scenario",
+            "circle",
+            "--render",
+            str(picture),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "circle x 6 robots, 2 episodes" in out
+    assert picture.stat().st_size > 5_000
+
+
+def test_eval_of_something_that_is_not_a_run_says_so(tmp_path, capsys):
+    assert swarm(["eval", str(tmp_path)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
