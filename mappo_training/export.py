@@ -16,6 +16,7 @@ the export and leaves the output folder untouched.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import shutil
@@ -51,31 +52,60 @@ def initializer_sha256(model) -> str:
 
 
 def deterministic_policy(learner, robot: int, contract: Contract):
-    """torch module: robot's observation (B, obs_dim) -> cmd_vel (B, 2) in SI units."""
-    import torch
-    from torch import nn
+    """torch module: robot's observation (B, obs_dim) -> cmd_vel (B, 2) in SI units.
 
-    actor = learner.actor_for(robot)
+    Mirrors `learner.agent_input(robot, .)` (observation slice, then the robot's
+    one-hot id for a shared actor) with the id as a constant, so the graph needs
+    nothing but the robot's own observation.
+    """
+    import torch
+
     slot = learner.slot_for(robot)
     if slot.spec.kind != "box" or slot.spec.dim != 2:
         raise ExportError(
             f"robot {robot}: only a 2-D continuous action (v, w) can drive a robot,"
             f" this actor has {slot.spec}"
         )
+    if slot.obs_dim != contract.obs_dim:
+        raise ExportError(
+            f"robot {robot}: actor reads {slot.obs_dim} observation values,"
+            f" the contract defines {contract.obs_dim}"
+        )
+    from mappo_training.algo.cmd_vel_policy import CmdVelPolicy
 
-    class CmdVelPolicy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.actor = actor
-            self.register_buffer(
-                "limits", torch.tensor([contract.max_linear, contract.max_angular])
-            )
+    one_hot = torch.eye(learner.num_agents)[robot] if slot.with_id else None
+    actor = copy.deepcopy(learner.actor_for(robot)).cpu().eval()
+    return CmdVelPolicy(actor, one_hot, contract.max_linear, contract.max_angular).eval()
 
-        def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            mean = self.actor(learner.agent_input(robot, obs))
-            return torch.clamp(mean, -1.0, 1.0) * self.limits
 
-    return CmdVelPolicy().eval()
+def save_torch_reference(module, actor_kwargs: dict, path: Path) -> None:
+    """The robot-0 policy as an eager-PyTorch checkpoint, for benchmarks and re-checks."""
+    import torch
+
+    torch.save(
+        {
+            "actor_kwargs": actor_kwargs,
+            "state_dict": module.state_dict(),
+            "with_id": module.with_id,
+        },
+        path,
+    )
+
+
+def load_torch_reference(path: Path):
+    """Rebuild the eager PyTorch module written by `save_torch_reference`."""
+    import torch
+
+    from mappo_training.algo.cmd_vel_policy import CmdVelPolicy
+    from mappo_training.algo.networks import GaussianActor
+
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    kw = dict(data["actor_kwargs"])
+    actor = GaussianActor(kw.pop("in_dim"), kw.pop("act_dim"), kw.pop("hidden_sizes"), **kw)
+    one_hot = data["state_dict"]["one_hot"] if data["with_id"] else None
+    module = CmdVelPolicy(actor, one_hot, 1.0, 1.0)
+    module.load_state_dict(data["state_dict"])
+    return module.eval()
 
 
 def _export_one(module, contract: Contract, path: Path, metadata: dict[str, str]) -> None:
@@ -215,6 +245,18 @@ def export_checkpoint(
             _export_one(module, contract, path, {**common, "policy.agent_id": str(robot)})
             worst_random = check_parity(module, path, random_obs)
             worst_sim = check_parity(module, path, sim_obs)
+            if robot == 0:
+                cfg = learner.cfg
+                save_torch_reference(
+                    module,
+                    {
+                        "in_dim": learner.slot_for(0).in_dim,
+                        "act_dim": 2,
+                        "hidden_sizes": list(cfg.hidden_sizes),
+                        "layer_norm": cfg.layer_norm,
+                    },
+                    staging / "torch_reference.pt",
+                )
             card_robots.append(
                 {
                     "file": path.name,
