@@ -137,6 +137,9 @@ class ParallelEnvBatch:
         e_n = (self.num_arenas, self.num_robots)
         reward = np.zeros(e_n, np.float32)
         active = np.zeros(e_n, bool)
+        # An agent whose own episode terminated this step (PettingZoo lets agents
+        # leave early); the trainer does not bootstrap past it.
+        agent_terminated = np.zeros(e_n, bool)
         terminated = np.zeros(self.num_arenas, bool)
         truncated = np.zeros(self.num_arenas, bool)
         next_obs: list[dict] = []
@@ -150,6 +153,7 @@ class ParallelEnvBatch:
             for i, agent in enumerate(self.agents):
                 reward[e, i] = float(rew.get(agent, 0.0))
                 if term.get(agent) or trunc.get(agent):
+                    agent_terminated[e, i] = bool(term.get(agent)) and agent in self._live[e]
                     self._live[e].discard(agent)
             self._returns[e] += float(np.mean(list(rew.values()))) if rew else 0.0
             self._lengths[e] += 1
@@ -172,6 +176,7 @@ class ParallelEnvBatch:
         state = np.stack([self._state_of(e) for e in range(self.num_arenas)])
         info = {
             "active": active,
+            "arrived": agent_terminated,
             "final_obs": final_obs,
             "final_state": final_state,
             "episodes": episodes,
