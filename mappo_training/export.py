@@ -116,6 +116,9 @@ def _export_one(module, contract: Contract, path: Path, metadata: dict[str, str]
         # The tracer warns about agent_input's shape check; it is a constant
         # for a fixed observation width, which is exactly what we export.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # We export with the TorchScript exporter on purpose (the dynamo one needs
+        # onnxscript); its deprecation notice is not for our users.
+        warnings.simplefilter("ignore", DeprecationWarning)
         _trace_to_onnx(module, dummy, path)
     _finish_model(path, metadata)
 
