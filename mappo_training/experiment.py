@@ -42,14 +42,17 @@ class RunConfig:
     device: str = "cpu"
     """Torch device of the learner: cpu, cuda, cuda:1, ..."""
     torch_threads: int = 1
-    """Torch intra-op threads for the learner."""
+    """Torch intra-op threads while collecting rollouts (small batches: 1 is fastest)."""
+    update_threads: int = 2
+    """Torch intra-op threads during the PPO update, when the simulator workers
+    are idle; 2 uses both cores of a 2-core machine."""
     checkpoint_every: int = 10
     """Write a checkpoint every this many updates (and always at the end)."""
     eval_episodes: int = 50
     """Episodes of deterministic evaluation at the end of training (0 = none)."""
 
     def __post_init__(self) -> None:
-        positive = ("total_steps", "num_arenas", "rollout_steps", "torch_threads")
+        positive = ("total_steps", "num_arenas", "rollout_steps", "torch_threads", "update_threads")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"run.{key}={getattr(self, key)} must be >= 1")

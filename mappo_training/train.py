@@ -265,13 +265,23 @@ class Trainer:
         start = time.perf_counter()
         self.learner.set_progress(self.update / self.num_updates)
         self.collect()
-        metrics = self.learner.update(self.buffer)
+        metrics = self._update()
         elapsed = time.perf_counter() - start
         self.update += 1
         self.global_step += self.steps_per_update
         self.wall_time += elapsed
         metrics["charts/SPS"] = self.steps_per_update / elapsed
         return metrics
+
+    def _update(self) -> dict[str, float]:
+        """The PPO update, on more threads: the simulator workers idle meanwhile."""
+        import torch
+
+        torch.set_num_threads(self.cfg.run.update_threads)
+        try:
+            return self.learner.update(self.buffer)
+        finally:
+            torch.set_num_threads(self.cfg.run.torch_threads)
 
     # -- the run ------------------------------------------------------------ #
 
