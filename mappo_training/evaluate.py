@@ -119,20 +119,33 @@ def evaluate_model_dir(
         if not card_path.is_file():
             raise ConfigError(f"{model_dir} has no policy.yaml to take the task from")
         sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
+    from mappo_training.config import from_dict
+    from mappo_training.sim import SimConfig
+
+    sim = task(sim_base, scenario, robots)
+    policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
+    return score(policy, str(model_dir), sim, episodes, seed, render)
+
+
+def task(sim_base: dict, scenario: str | None, robots: int | None) -> dict:
+    """The sim config trained on, with the scenario and robot count asked for."""
     sim = dict(sim_base)
     if scenario:
         sim["scenario"] = scenario
     if robots:
         sim["num_robots"] = robots
-    from mappo_training.config import from_dict
-    from mappo_training.sim import SimConfig
+    return sim
 
-    policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
+
+def score(
+    policy: Policy, label: str, sim: dict, episodes: int, seed: int, render: Path | None
+) -> dict:
+    """Run the episodes and build the report (with a picture when asked)."""
     results, recording = run_episodes(
         policy, sim, episodes, seed=seed, record_first=render is not None
     )
     report = {
-        "policy": str(model_dir),
+        "policy": label,
         "scenario": sim.get("scenario"),
         "robots": sim.get("num_robots"),
         **summarize(results),
@@ -228,23 +241,7 @@ def evaluate_checkpoint(
     render: Path | None = None,
 ) -> dict:
     policy, config = load_checkpoint_policy(path)
-    sim = dict(config["sim"])
-    if scenario:
-        sim["scenario"] = scenario
-    if robots:
-        sim["num_robots"] = robots
-    results, recording = run_episodes(
-        policy, sim, episodes, seed=seed, record_first=render is not None
-    )
-    report = {
-        "policy": str(path),
-        "scenario": sim.get("scenario"),
-        "robots": sim.get("num_robots"),
-        **summarize(results),
-    }
-    if render is not None and recording is not None:
-        report["render"] = str(render_episode(recording, render))
-    return report
+    return score(policy, str(path), task(config["sim"], scenario, robots), episodes, seed, render)
 
 
 def render_episode(recording: dict, out: Path) -> Path:

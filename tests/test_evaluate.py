@@ -5,31 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from training_fixtures import train_tiny_run
 
 from mappo_training.cli import main as swarm
-from mappo_training.experiment import load_train_config
-from mappo_training.train import start
-
-TINY = [
-    "run.total_steps=512",
-    "run.num_arenas=2",
-    "run.rollout_steps=64",
-    "run.workers=0",
-    "run.eval_episodes=0",
-    "sim.num_robots=2",
-    "algo.epochs=1",
-]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("run")
-    trainer = start(load_train_config("nav_random_4", TINY), path, quiet=True)
-    try:
-        trainer.run()
-    finally:
-        trainer.close()
-    return path
+    return train_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 def test_eval_reports_the_team_numbers_as_json(run_dir, capsys):

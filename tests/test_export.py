@@ -10,34 +10,17 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
+from training_fixtures import train_tiny_run
 
 from mappo_training import export
 from mappo_training.cli import main as swarm
 from mappo_training.evaluate import CheckpointPolicy, evaluate_model_dir
-from mappo_training.experiment import load_train_config
 from mappo_training.robot_io import Contract, ContractMismatch
-from mappo_training.train import start
-
-TINY = [
-    "run.total_steps=512",
-    "run.num_arenas=2",
-    "run.rollout_steps=64",
-    "run.workers=0",
-    "run.eval_episodes=0",
-    "sim.num_robots=2",
-    "algo.epochs=1",
-]
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    trainer = start(load_train_config("nav_random_4", TINY), run_dir, quiet=True)
-    try:
-        trainer.run()
-    finally:
-        trainer.close()
-    return run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")
