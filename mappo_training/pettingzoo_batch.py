@@ -73,7 +73,9 @@ class ParallelEnvBatch:
                     )
                 )
             else:
-                raise ConfigError(f"agent {agent!r}: action space {act_space} is not Box or Discrete")
+                raise ConfigError(
+                    f"agent {agent!r}: action space {act_space} is not Box or Discrete"
+                )
         self.obs_dim = max(self.obs_dims)
         self.action_dim = max(s.dim if s.kind == "box" else 1 for s in self.action_specs)
         self._seed = seed

@@ -20,7 +20,9 @@ import numpy as np
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="nav_random_4", help="training config (name or YAML)")
-    p.add_argument("--updates", type=int, default=4, help="timed training updates (after one warm-up)")
+    p.add_argument(
+        "--updates", type=int, default=4, help="timed training updates (after one warm-up)"
+    )
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
