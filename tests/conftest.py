@@ -15,9 +15,11 @@ ships in models/.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,12 @@ from mappo_training.robot_io import Contract
 
 OPSET = 17
 _domain_counter = itertools.count()
+
+# `make setup` installs the ROS package in editable mode; without it, tests
+# still import it (and start its nodes) from the source tree.
+_PACKAGE_SRC = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "swarm_controller"
+if importlib.util.find_spec("swarm_controller") is None and _PACKAGE_SRC.is_dir():
+    sys.path.insert(0, str(_PACKAGE_SRC))
 
 
 # --------------------------------------------------------------------------- #
@@ -284,6 +292,7 @@ class PolicyModels:
     def corrupt(self, name: str = "corrupt.onnx") -> Path:
         """Random bytes under an .onnx name."""
         path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(np.random.default_rng(1).bytes(4096))
         return path
 
