@@ -12,7 +12,7 @@ from mappo_training.sim import BatchedSwarmEnv, EpisodeRecorder, Obstacle, SimCo
 
 
 def test_demo_runs_reports_and_writes_its_pictures(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--seed", "0"]) == 0
+    assert main(["demo", "--controller", "handwritten", "--out", str(tmp_path), "--seed", "0"]) == 0
     report = capsys.readouterr().out
     assert "4/4 robots arrived" in report
     assert str(tmp_path / "paths.png") in report
@@ -23,7 +23,8 @@ def test_demo_runs_reports_and_writes_its_pictures(tmp_path, capsys):
 
 
 def test_demo_controller_brings_a_swap_home_without_collisions(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--scenario", "swap", "--no-gif"]) == 0
+    args = ["--out", str(tmp_path), "--scenario", "swap", "--no-gif"]
+    assert main(["demo", "--controller", "handwritten", *args]) == 0
     report = capsys.readouterr().out
     assert "success: 4/4 robots arrived, 0 collision steps" in report
     assert not (tmp_path / "episode.gif").exists()
