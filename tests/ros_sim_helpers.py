@@ -110,7 +110,8 @@ class BridgeProcess:
         )
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def interrupt(self, timeout: float = 5.0) -> int:
@@ -269,7 +270,9 @@ def odom_pose(msg: Any) -> tuple[float, float, float]:
 
 
 def stamp_seconds(msg: Any) -> float:
-    return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+    """A header stamp (or a Clock message's time) in seconds."""
+    stamp = msg.clock if hasattr(msg, "clock") else msg.header.stamp
+    return stamp.sec + 1e-9 * stamp.nanosec
 
 
 def twist(linear: float, angular: float) -> Any:

@@ -769,7 +769,10 @@ def main(args: list[str] | None = None) -> int:
         try:
             node = SimBridgeNode()
         except (ConfigError, rclpy.exceptions.ParameterException, FileNotFoundError) as err:
-            print(f"{NODE_NAME}: {err}", file=sys.stderr)
+            hint = ""
+            if isinstance(err, rclpy.exceptions.InvalidParameterTypeException):
+                hint = " (write numbers with a decimal point, e.g. 5.0; flags as true/false)"
+            print(f"{NODE_NAME}: {err}{hint}", file=sys.stderr)
             return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)

@@ -233,6 +233,6 @@ def build_sim_config(settings: BridgeSettings) -> SimConfig:
             f"sim_config={settings.sim_config!r}" if settings.sim_config else "SimConfig defaults"
         )
         raise ConfigError(
-            f"sim_bridge: {err} (the sim task comes from {source}, then"
+            f"{err} (the sim task comes from {source}, then"
             f" sim_overrides={settings.sim_overrides}, then the parameters {list(SHORTCUTS)})"
         ) from err
