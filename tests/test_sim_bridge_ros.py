@@ -374,6 +374,20 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
             bridge.stop()
 
 
+def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
+    params = {"num_robots": 2, "episodes": 2, "max_steps": 20, "real_time_factor": 20.0}
+    with isolated_ros_env():
+        bridge = BridgeProcess(params, tmp_path)
+        try:
+            code = bridge.process.wait(timeout=20.0)
+        finally:
+            bridge.stop()
+    output = bridge.output()
+    assert code == 0, output
+    assert "episode 1 ended (timeout)" in output and "episode 2" not in output
+    assert "stopped (episodes_done)" in output and "Traceback" not in output
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
