@@ -6,7 +6,7 @@ import time
 
 import pytest
 from lifecycle_msgs.msg import Transition
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, change_state
+from ros_helpers import NodeProcesses, RobotWorld, RosProbe, change_state, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -139,3 +139,43 @@ def test_a_policy_output_of_nan_never_reaches_cmd_vel(probe, nodes, policy_model
     assert len(commands) >= 4, f"the node should keep commanding (stop): {commands}"
     assert all(math.isfinite(v) and math.isfinite(w) for v, w in commands), commands
     assert all(c == (0.0, 0.0) for c in commands)
+
+
+def test_a_refused_first_policy_leaves_the_robot_still_until_a_good_one_is_set(
+    probe, nodes, policy_models, tmp_path
+):
+    """robot_contract pins the robot's sensors; a model for 16 beams never drives it."""
+    import yaml
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from mappo_training.robot_io import Contract
+
+    contract_file = tmp_path / "robot_contract.yaml"
+    contract_file.write_text(yaml.safe_dump({"num_beams": 24}))
+    wrong = policy_models.reference_controller("b16/robot_0.onnx", contract=Contract(num_beams=16))
+    good = policy_models.reference_controller("b24/robot_0.onnx")
+
+    diagnostics = probe.record(DiagnosticArray, "/diagnostics")
+    robot = RobotWorld(probe, "/robot_0")
+    nodes.start_policy_node("/robot_0", policy_path=wrong, robot_contract=contract_file)
+
+    def configure_failed():
+        for msg in diagnostics.messages():
+            for status in msg.status:
+                if status.hardware_id == "/robot_0" and status.level == DiagnosticStatus.ERROR:
+                    return status.message
+        return None
+
+    message = wait_for(configure_failed, 10.0, "/diagnostics to report the refused policy")
+    assert "configure failed" in message and "num_beams: model expects 16, robot has 24" in message
+    robot.send_goal(3.0, 0.0)
+    robot.feed()
+    time.sleep(0.3)
+    assert robot.commands() == []  # unconfigured: no cmd_vel publisher at all
+
+    [result] = probe.set_parameters(robot.node_fqn, {"policy_path": str(wrong)})
+    assert not result.successful and "num_beams" in result.reason
+    [result] = probe.set_parameters(robot.node_fqn, {"policy_path": str(good)})
+    assert result.successful, result.reason
+    robot.wait_ready()
+    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving with the good policy")

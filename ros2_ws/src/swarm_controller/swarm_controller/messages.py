@@ -32,17 +32,25 @@ def goal_xy(msg: PoseStamped) -> tuple[float, float]:
     return msg.pose.position.x, msg.pose.position.y
 
 
-def velocity_command(
-    linear: float, angular: float, *, stamped: bool, stamp: Time, frame_id: str
-) -> Twist | TwistStamped:
-    """A Twist or TwistStamped carrying (v, w)."""
-    twist = Twist()
-    twist.linear.x = float(linear)
-    twist.angular.z = float(angular)
-    if not stamped:
-        return twist
-    msg = TwistStamped()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.twist = twist
-    return msg
+class VelocityCommand:
+    """One reusable Twist or TwistStamped for cmd_vel.
+
+    A command goes out every tick (or every scan), and rclpy's message
+    constructors cost tens of microseconds each; publish() serialises the
+    message at once, so filling one object in place is safe.
+    """
+
+    def __init__(self, *, stamped: bool, frame_id: str) -> None:
+        self.stamped = stamped
+        self.message = TwistStamped() if stamped else Twist()
+        self._twist = self.message.twist if stamped else self.message
+        if stamped:
+            self.message.header.frame_id = frame_id
+
+    def fill(self, linear: float, angular: float, stamp: Time) -> Twist | TwistStamped:
+        """The message carrying (v, w); `stamp` is used only when stamped."""
+        self._twist.linear.x = float(linear)
+        self._twist.angular.z = float(angular)
+        if self.stamped:
+            self.message.header.stamp = stamp
+        return self.message

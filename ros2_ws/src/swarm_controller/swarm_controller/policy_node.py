@@ -29,6 +29,7 @@ reference.
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import sys
@@ -60,7 +61,7 @@ from mappo_training.onnx_policy import OnnxPolicy, PolicyRejected
 from mappo_training.robot_io import Contract, ObservationBuilder, clamp_twist
 from swarm_controller import parameters
 from swarm_controller.executor import ControlFirstExecutor
-from swarm_controller.messages import goal_xy, odom_pose_and_twist, scan_ranges, velocity_command
+from swarm_controller.messages import VelocityCommand, goal_xy, odom_pose_and_twist, scan_ranges
 from swarm_controller.reporting import NodeCounters, active_policy_json, diagnostic_status
 from swarm_controller.safety import CommandGate
 
@@ -115,6 +116,7 @@ class PolicyNode(LifecycleNode):
         self._command_lock = threading.Lock()
         self._active = False
         self._cmd_pub = None
+        self._cmd_msg: VelocityCommand | None = None
         self._policy_pub = None
         self._control_timer = None
         self._sensor_subs: list = []
@@ -130,6 +132,11 @@ class PolicyNode(LifecycleNode):
     @property
     def lifecycle_state(self) -> str:
         return self._state
+
+    @property
+    def settings(self) -> parameters.NodeSettings:
+        """The parameters' current values."""
+        return self._settings
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         s = self._settings
@@ -150,6 +157,7 @@ class PolicyNode(LifecycleNode):
         self._builder = ObservationBuilder(self._robot_contract)
         msg_type = TwistStamped if s.cmd_vel_stamped else Twist
         self._cmd_pub = self.create_publisher(msg_type, "cmd_vel", COMMAND_QOS)
+        self._cmd_msg = VelocityCommand(stamped=s.cmd_vel_stamped, frame_id=s.base_frame)
         self._policy_pub = self.create_publisher(String, "~/active_policy", LATCHED)
         g = self.control_group
         self._sensor_subs = [
@@ -332,12 +340,9 @@ class PolicyNode(LifecycleNode):
                 self._publish_locked(v, w, stamp)
 
     def _publish_locked(self, v: float, w: float, stamp) -> None:
-        if stamp is None:
+        if stamp is None and self._cmd_msg.stamped:
             stamp = self.get_clock().now().to_msg()
-        s = self._settings
-        self._cmd_pub.publish(
-            velocity_command(v, w, stamped=s.cmd_vel_stamped, stamp=stamp, frame_id=s.base_frame)
-        )
+        self._cmd_pub.publish(self._cmd_msg.fill(v, w, stamp))
         self._counters.commands += 1
         if v == 0.0 and w == 0.0:
             self._counters.zero_commands += 1
@@ -443,8 +448,13 @@ def main(argv: list[str] | None = None) -> int:
     node = PolicyNode()
     executor = ControlFirstExecutor(node.control_group)
     executor.add_node(node)
-    if node._settings.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+    if node.settings.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
+    # Everything allocated so far (rclpy, numpy, onnxruntime) lives as long as
+    # the node: keep it out of the collector's full passes, which otherwise
+    # show up as millisecond stalls in the control loop.
+    gc.collect()
+    gc.freeze()
     try:
         # A short timeout bounds how long a signal waits for the loop.
         while not stop.is_set() and rclpy.ok():
