@@ -320,7 +320,11 @@ def fleet_node_specs(
         agent = index if robot.agent is None else robot.agent
         if agent < 0:
             raise ConfigError(f"{where}.agent={agent}: must be >= 0")
-        path = policy_for_robot(_resolve(policy, base), agent)
+        remappings = check_remappings(robot.remappings, where)
+        try:
+            path = policy_for_robot(_resolve(policy, base), agent)
+        except ConfigError as err:
+            raise ConfigError(f"{where} ({robot.namespace}): {err}") from None
         params = {
             "policy_path": str(path),
             "allowed_policy_dirs": [str(path.parent.parent)],
@@ -341,7 +345,7 @@ def fleet_node_specs(
                 POLICY_NODE,
                 namespace,
                 params,
-                remappings=check_remappings(robot.remappings, where),
+                remappings=remappings,
                 respawn=fleet.respawn,
                 respawn_delay=fleet.respawn_delay,
             )
