@@ -45,7 +45,7 @@ def test_every_stop_reason_sends_one_zero_then_holds_silently():
 def test_missing_or_non_finite_readings_never_drive():
     gate = CommandGate(sensor_timeout=0.5, goal_tolerance=0.1)
     assert gate.decide(1.0, None, None, 2.0).reason == "no fresh scan and odom (timeout 0.5 s)"
-    assert gate.decide(1.0, 1.0, 1.0, math.nan).reason == "odometry pose is not finite"
+    assert gate.decide(1.0, 1.0, 1.0, math.nan).reason == "pose or goal is not finite"
     assert gate.stale_sensors(1.0, 0.2, 0.9) == ["scan"]
 
 

@@ -43,11 +43,14 @@ def diagnostic_status(
 ) -> DiagnosticStatus:
     """One DiagnosticStatus for this robot's policy node.
 
-    Level: ERROR without a usable policy, WARN while holding (stale sensors,
-    no goal), OK while driving or parked at the goal.
+    Level: ERROR when the policy or the scans were refused, WARN while not
+    driving (unconfigured, inactive, holding for stale sensors or a goal), OK
+    while driving or parked at the goal.
     """
-    if policy is None or problem:
-        level, message = DiagnosticStatus.ERROR, problem or f"no policy ({lifecycle_state})"
+    if problem:
+        level, message = DiagnosticStatus.ERROR, problem
+    elif policy is None:
+        level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: no policy loaded"
     elif lifecycle_state != "active":
         level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: not driving"
     elif counters.stale or (hold_reason and not hold_reason.startswith("at goal")):

@@ -69,7 +69,7 @@ class CommandGate:
         elif goal_distance is None:
             reason = "no goal yet"
         elif not math.isfinite(goal_distance):
-            reason = "odometry pose is not finite"
+            reason = "pose or goal is not finite"
         elif goal_distance <= self.goal_tolerance:
             reason = f"at goal (within {self.goal_tolerance:g} m)"
         self.reason = reason
