@@ -47,12 +47,13 @@ def test_drives_toward_a_goal_ahead_stops_for_an_obstacle_and_on_ctrl_c(
 
     robot.obstacle_ahead_m = None
     robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "driving again once the way is clear")
-    robot.stop_feed()
-    before = len(robot.commands())
+    # Ctrl-C while driving on fresh data: the last word is a zero command.
     assert nodes.interrupt("/robot_0") == 0
     time.sleep(0.2)
-    after = robot.commands()[before:]
-    assert after and after[-1] == (0.0, 0.0), f"last command after Ctrl-C: {after}"
+    robot.stop_feed()
+    commands = robot.commands()
+    assert commands[-1] == (0.0, 0.0), f"last commands after Ctrl-C: {commands[-5:]}"
+    assert commands[-2][0] > 0.9 * MAX_V, "the robot was not driving right before Ctrl-C"
 
 
 def test_holds_without_goal_or_fresh_sensors_and_resumes(probe, nodes, policy_models):
@@ -83,7 +84,7 @@ def test_holds_without_goal_or_fresh_sensors_and_resumes(probe, nodes, policy_mo
     times = robot.cmd.times(since=stopped)
     assert after and after[-1] == (0.0, 0.0), f"after the sensors went stale: {after}"
     assert all(v > 0 for v, _ in after[:-1]), after
-    assert times[-1] - stopped < 0.3 + 0.25, "the zero came long after the sensor timeout"
+    assert times[-1] - stopped < 0.3 + 0.4, "the zero came long after the sensor timeout"
 
     robot.feed()
     robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "resuming with fresh sensors")
