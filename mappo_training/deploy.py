@@ -397,12 +397,18 @@ def run(args: argparse.Namespace) -> int:
             status = 0
             while not requests:
                 for node in deployment.poll():
-                    if node.spec.executable == SIM_BRIDGE and node.exit_codes[-1] == 0:
+                    if node.spec.executable != SIM_BRIDGE:
+                        # One robot down for good must not stop the others.
+                        if not any(n.running or n.restart_at for n in deployment.nodes):
+                            requests.append("every node is down")
+                            status = 1
+                    elif node.exit_codes[-1] == 0:
                         print(f"{node.spec.label}: all episodes done")
                         requests.append("episodes done")
                     else:
-                        print(f"{node.spec.label} is down; stopping the deployment")
-                        requests.append("node down")
+                        # Without the simulator the robots have no world.
+                        print(f"{node.spec.label} failed (see {node.log_path})")
+                        requests.append("the sim bridge failed")
                         status = 1
                 if deadline is not None and time.monotonic() >= deadline:
                     requests.append(f"--duration {args.duration:g} s")

@@ -171,8 +171,9 @@ def find_policy(policy: str | Path) -> Path:
     in_checkout = REPO_ROOT / path
     if in_checkout.exists():
         return in_checkout
+    places = sorted({str(Path.cwd()), str(REPO_ROOT)})
     raise ConfigError(
-        f"policy {str(policy)!r} not found in {Path.cwd()} nor in {REPO_ROOT};"
+        f"policy {str(policy)!r} not found (looked in {' and '.join(places)});"
         " give a models/<name> folder from `swarm export` or a robot_<i>.onnx file"
     )
 

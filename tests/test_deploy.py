@@ -7,6 +7,7 @@ starts. Each test has its own ROS_DOMAIN_ID (conftest's `ros_domain`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -51,6 +52,38 @@ def test_deploy_needs_a_fleet_or_the_sim(capsys):
     with pytest.raises(SystemExit):
         main(["deploy", "--robots", "2"])
     assert "--fleet" in capsys.readouterr().err
+
+
+def test_a_node_that_keeps_crashing_is_restarted_then_left_down(tmp_path, monkeypatch):
+    from mappo_training.deploy import Deployment
+    from mappo_training.fleet import NodeSpec
+
+    # A stand-in node program that always fails, importable as fake_nodes.crash.
+    package = tmp_path / "fake_nodes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "crash.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    spec = NodeSpec(
+        "crash", "crash", "/robot_0", {"policy_path": "p.onnx"}, respawn=True, respawn_delay=0.05
+    )
+    spec = dataclasses.replace(spec, package="fake_nodes")
+    lines: list[str] = []
+    deployment = Deployment([spec], tmp_path / "run", say=lines.append, max_restarts=2)
+    deployment.start()
+    try:
+        deadline = time.monotonic() + 20
+        down = []
+        while not down and time.monotonic() < deadline:
+            down = deployment.poll()
+            time.sleep(0.02)
+    finally:
+        deployment.stop()
+    assert [n.spec.label for n in down] == ["robot_0.crash"]
+    assert down[0].restarts == 2 and down[0].exit_codes == [3, 3, 3]
+    assert "robot_0.crash exited (code 3) after 2 restarts; leaving it down" in lines[-1]
+    log = (tmp_path / "run" / "robot_0.crash.log").read_text()
+    assert log.count("args ['--ros-args', '-r', '__node:=crash', '-r', '__ns:=/robot_0'") == 3
 
 
 # --------------------------------------------------------------------------- #
