@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import threading
@@ -178,8 +179,9 @@ class SwarmWatcher:
                 raise TimeoutError(f"no {what} within {timeout:g} s")
             time.sleep(0.05)
 
-    def reset_episode(self, timeout: float = 10.0) -> str:
-        """Ask the bridge to end its episode and start the next one (/swarm/reset)."""
+    def reset_episode(self, timeout: float = 10.0) -> int:
+        """Ask the bridge to end its episode and start the next one (/swarm/reset);
+        returns the new episode's number."""
         from std_srvs.srv import Trigger
 
         client = self.node.create_client(Trigger, "/swarm/reset")
@@ -193,7 +195,10 @@ class SwarmWatcher:
                 raise TimeoutError(f"/swarm/reset gave no answer within {timeout:g} s")
             if not future.result().success:
                 raise RuntimeError(f"/swarm/reset refused: {future.result().message}")
-            return future.result().message
+            started = re.search(r"episode (\d+) started", future.result().message)
+            if started is None:
+                raise RuntimeError(f"/swarm/reset answered {future.result().message!r}")
+            return int(started.group(1))
         finally:
             self.node.destroy_client(client)
 
@@ -397,8 +402,9 @@ def run_policy(args: argparse.Namespace) -> int:
             seed=args.seed,
             bridge_parameters={
                 "sim_config": str(sim_task),
-                # Episode 0 runs while the nodes start; the demo's is episode 1.
-                "episodes": 2,
+                # Runs until stopped: the demo's episode is the one it starts
+                # with /swarm/reset once every node is up.
+                "episodes": 0,
                 "real_time_factor": float(args.real_time_factor),
             },
             policy_parameters={
@@ -465,9 +471,10 @@ def _run_episode(args, watcher: SwarmWatcher, deployment, target: Path, profile)
         stop=node_down,
     )
     before = watcher.active_policies()
-    watcher.reset_episode()
-    start = watcher.wait(lambda: watcher.find("episode_start", 1), 10.0, "the demo's episode")[0]
-    episode = int(start["episode"])
+    episode = watcher.reset_episode()
+    start = watcher.wait(
+        lambda: watcher.find("episode_start", episode), 10.0, "the demo's episode"
+    )[0]
     outcome: dict[str, Any] = {"episode": episode, "before": before, "swap": None}
 
     # The middle of the episode: half the time the farthest robot needs at top speed.

@@ -131,8 +131,9 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         scenario=args.scenario_used,
         bridge_parameters={
             "sim_config": str(sim_task),
-            # Episode 0 runs while the nodes start up and is reset away.
-            "episodes": args.episodes + 1,
+            # Runs until stopped; the scored episodes start with the
+            # /swarm/reset sent once every node is up.
+            "episodes": 0,
             "real_time_factor": float(args.real_time_factor),
             # Markers are for people; nobody watches them here.
             "marker_rate": 0.0,
@@ -155,8 +156,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
             f"all {robots} policy nodes active",
             stop=node_down,
         )
-        watcher.reset_episode()
-        first = 1
+        first = watcher.reset_episode()
         ticks_before, missed_before = tally.total("ticks"), tally.total("missed_ticks")
         loop_started = time.perf_counter()
 
