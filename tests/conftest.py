@@ -14,13 +14,17 @@ ships in models/.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import itertools
 import math
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -42,20 +46,43 @@ if importlib.util.find_spec("swarm_controller") is None and _PACKAGE_SRC.is_dir(
 # --------------------------------------------------------------------------- #
 
 
-def next_domain_id() -> int:
-    """A ROS domain in 1..200 derived from this process and a counter."""
-    return 1 + (os.getpid() * 7 + next(_domain_counter) * 23) % 200
+# A lock file per domain id, shared by every test run on this machine: several
+# engineers' pytest runs (and `swarm bench node`) share one host, and two runs
+# on the same domain would hear each other's robots.
+DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "swarm_ros_domains"
+
+
+def claim_domain_id() -> tuple[int, IO]:
+    """A ROS domain in 1..200 that no other process on this machine holds.
+
+    Returns the id and the open lock file; closing it (or exiting) frees the id.
+    """
+    DOMAIN_LOCKS.mkdir(exist_ok=True)
+    start = (os.getpid() * 7 + next(_domain_counter) * 23) % 200
+    for k in range(200):
+        domain = 1 + (start + k) % 200
+        handle = open(DOMAIN_LOCKS / f"{domain}.lock", "w")  # noqa: SIM115 - held by the caller
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError(f"all ROS domains 1..200 are held by other runs (locks in {DOMAIN_LOCKS})")
 
 
 @pytest.fixture
-def ros_domain(monkeypatch) -> int:
-    """This test's own ROS_DOMAIN_ID; child processes inherit it."""
+def ros_domain(monkeypatch) -> Iterator[int]:
+    """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it."""
     pytest.importorskip("rclpy")
-    domain = next_domain_id()
+    domain, lock = claim_domain_id()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    return domain
+    try:
+        yield domain
+    finally:
+        lock.close()
 
 
 # --------------------------------------------------------------------------- #

@@ -23,6 +23,7 @@ The last line printed is JSON: {"latency_p50_ms", "latency_p99_ms", "missed_tick
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -69,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"--swap-rate {args.swap_rate}: must be > 0", file=sys.stderr)
         return 2
     say = (lambda *a: None) if args.json else print
+    domain, domain_lock = claim_domain_id()
     workdir = Path(tempfile.mkdtemp(prefix="swarm_bench_node_"))
     try:
         first, second = _policy_files(args.policy, workdir)
-        domain = 1 + (os.getpid() * 11) % 200
         env = _node_env(domain)
         say(f"policy {first.name}, ROS_DOMAIN_ID={domain}, driver and node in separate processes")
         with _Driver(domain) as driver:
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             swaps = _measure_swaps(driver, (first, second), env, workdir, args, say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        domain_lock.close()
     result = {
         "latency_p50_ms": round(float(np.percentile(latency, 50)) * 1e3, 4),
         "latency_p99_ms": round(float(np.percentile(latency, 99)) * 1e3, 4),
@@ -262,6 +265,26 @@ def _measure_swaps(driver, files: tuple[Path, Path], env, workdir: Path, args, s
 # --------------------------------------------------------------------------- #
 # The policy node process.
 # --------------------------------------------------------------------------- #
+
+
+def claim_domain_id() -> tuple[int, IO]:
+    """A ROS domain in 1..200 no other process here holds (shared with the tests'
+    `ros_domain` fixture: a lock file per id), and its open lock file.
+
+    Its own domain keeps the benchmark's robot apart from any running fleet.
+    """
+    locks = Path(tempfile.gettempdir()) / "swarm_ros_domains"
+    locks.mkdir(exist_ok=True)
+    for k in range(200):
+        domain = 1 + (os.getpid() + k) % 200
+        handle = open(locks / f"{domain}.lock", "w")  # noqa: SIM115 - held by the caller
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain, handle
+    raise SystemExit(f"every ROS domain 1..200 is held by another run (locks in {locks})")
 
 
 def _node_env(domain: int) -> dict[str, str]:
