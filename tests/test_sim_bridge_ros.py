@@ -394,8 +394,9 @@ def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
         ({"num_robots": 100}, ["num_robots", "Max: 64", "100"]),
         ({"scenario": "spiral"}, ["'spiral'", "'circle'", "scenario"]),
         ({"arena_size": 5}, ["arena_size", "DOUBLE", "5.0"]),
+        ({"use_sim_time": True}, ["use_sim_time=true", "/clock"]),
     ],
-    ids=["out-of-range", "unknown-scenario", "wrong-type"],
+    ids=["out-of-range", "unknown-scenario", "wrong-type", "own-clock"],
 )
 def test_bad_parameters_stop_the_bridge_with_a_message(params, expected, tmp_path):
     with isolated_ros_env():

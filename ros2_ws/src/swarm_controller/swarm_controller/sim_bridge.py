@@ -77,7 +77,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from mappo_training import robot_io
 from mappo_training.config import ConfigError
 from mappo_training.sim.config import SimConfig
-from mappo_training.sim.scenarios import default_max_steps, draw_layout, required_arena_size
+from mappo_training.sim.scenarios import (
+    PlacementError,
+    default_max_steps,
+    draw_layout,
+    required_arena_size,
+)
 from swarm_controller.sim_bridge_config import (
     EVENTS_TOPIC,
     MARKERS_TOPIC,
@@ -494,6 +499,12 @@ class SimBridgeNode(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        if self.get_parameter("use_sim_time").value:
+            # Its timer would wait for the /clock that only the timer publishes.
+            raise ConfigError(
+                "parameter use_sim_time=true: the sim bridge is the source of /clock and steps"
+                " on the wall clock; leave it false here and set it on the policy nodes"
+            )
         self.settings = self._declare_parameters()
         cfg = build_sim_config(self.settings)
         self.arena = SimulatedArena(cfg, self.settings.seed, self.settings.cmd_timeout)
@@ -768,7 +779,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         try:
             node = SimBridgeNode()
-        except (ConfigError, rclpy.exceptions.ParameterException, FileNotFoundError) as err:
+        except (ValueError, PlacementError, rclpy.exceptions.ParameterException, OSError) as err:
             hint = ""
             if isinstance(err, rclpy.exceptions.InvalidParameterTypeException):
                 hint = " (write numbers with a decimal point, e.g. 5.0; flags as true/false)"
@@ -776,8 +787,14 @@ def main(args: list[str] | None = None) -> int:
             return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while not stop and not node.finished:
-            executor.spin_once(timeout_sec=0.05)
+        try:
+            while not stop and not node.finished:
+                executor.spin_once(timeout_sec=0.05)
+        except PlacementError as err:
+            # A config the first layout barely fitted can fail on a later draw.
+            node.get_logger().error(f"cannot draw the next episode's layout: {err}")
+            node.close("placement_error")
+            return 1
         node.close(stop[0] if stop else "episodes_done")
         executor.remove_node(node)
         return 0
