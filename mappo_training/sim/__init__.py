@@ -27,7 +27,8 @@ BatchedSwarmEnv.step returns (obs, state, reward, terminated, truncated, info):
                  x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived (positions in
                  the arena frame divided by the arena side), identical rows per arena;
                  "agent_specific": own obs + global state + one-hot robot index
-    reward       (K, N) float32            team reward, the same for every robot of an arena
+    reward       (K, N) float32            each robot's reward: reward.team_share of the team mean
+                                           plus the rest of its own terms (1 = pure team reward)
     terminated   (K,) bool                 all robots arrived (or a collision, if
                                            end_on_collision)
     truncated    (K,) bool                 max_steps reached without termination

@@ -48,8 +48,16 @@ class RewardConfig:
     """Penalty per step in which a robot hits a wall or an obstacle."""
     time: float = 0.01
     """Penalty per step for every robot still driving (not yet arrived)."""
+    team_share: float = 1.0
+    """How much of each robot's reward is the team mean (the rest is its own
+    terms): 1 = pure team reward, 0 = individual rewards. A mix keeps the task
+    cooperative while telling each robot what its own actions did."""
 
     def __post_init__(self) -> None:
+        _require(
+            isinstance(self.team_share, int | float) and 0.0 <= self.team_share <= 1.0,
+            f"reward.team_share={self.team_share!r}: must be in [0, 1]",
+        )
         for name in ("progress", "arrival", "robot_collision", "static_collision", "time"):
             value = getattr(self, name)
             _require(

@@ -25,7 +25,7 @@ from mappo_training import robot_io
 from mappo_training.config import ConfigError
 from mappo_training.sim.config import SimConfig, load_sim_config
 from mappo_training.sim.lidar import scan_geometry
-from mappo_training.sim.reward import team_reward
+from mappo_training.sim.reward import robot_rewards
 from mappo_training.sim.scenarios import (
     ArenaLayout,
     default_max_steps,
@@ -209,11 +209,12 @@ class BatchedSwarmEnv:
         self._parked |= arrived
         collided = contacts.any
 
-        reward = team_reward(
+        rewards = robot_rewards(
             self.cfg.reward, progress, arrived, contacts.robot, contacts.static, driving
         )
         self._steps += 1
-        self._return += reward
+        # The episode's reported return is the team's (mean over robots).
+        self._return += rewards.mean(axis=-1)
         self._robot_collisions += contacts.robot.sum(axis=-1)
         self._static_collisions += contacts.static.sum(axis=-1)
 
@@ -245,8 +246,7 @@ class BatchedSwarmEnv:
                 self._start_episode(arena, None)
             self._fill_history(ended)
             obs, state = self._observe()
-        team = np.repeat(reward[:, None], self.num_robots, axis=1).astype(np.float32)
-        return obs, state, team, terminated, truncated, info
+        return obs, state, rewards.astype(np.float32), terminated, truncated, info
 
     # -- observations and critic state --------------------------------------- #
 

@@ -2,7 +2,7 @@
 
 For tools that speak PettingZoo (and for checking the task against its API
 test); training uses the batched env directly. Agents are "robot_0" ...
-"robot_{N-1}". Every agent gets the team reward. The team finishes together:
+"robot_{N-1}". Every agent gets its reward (the team reward by default). The team finishes together:
 robots that arrived early stay in `agents` (parked) until the episode ends,
 then every agent is terminated or truncated at once.
 """

@@ -14,6 +14,22 @@ import numpy as np
 from mappo_training.sim.config import RewardConfig
 
 
+def robot_rewards(
+    weights: RewardConfig,
+    progress: np.ndarray,
+    arrived: np.ndarray,
+    robot_collided: np.ndarray,
+    static_collided: np.ndarray,
+    driving: np.ndarray,
+) -> np.ndarray:
+    """Reward of each robot, (K, N): `team_share` of the team mean plus the rest
+    of its own terms. team_share=1 is the pure team reward (every robot the same).
+    """
+    own = _terms(weights, progress, arrived, robot_collided, static_collided, driving)
+    team = own.mean(axis=-1, keepdims=True)
+    return weights.team_share * team + (1.0 - weights.team_share) * own
+
+
 def team_reward(
     weights: RewardConfig,
     progress: np.ndarray,
@@ -28,11 +44,16 @@ def team_reward(
     arrived: reached its goal this step; robot_collided / static_collided: hit a
     robot / a wall or obstacle this step; driving: not parked before this step.
     """
-    per_robot = (
+    return _terms(weights, progress, arrived, robot_collided, static_collided, driving).mean(
+        axis=-1
+    )
+
+
+def _terms(weights, progress, arrived, robot_collided, static_collided, driving) -> np.ndarray:
+    return (
         weights.progress * progress
         + weights.arrival * arrived
         - weights.robot_collision * robot_collided
         - weights.static_collision * static_collided
         - weights.time * driving
     )
-    return per_robot.mean(axis=-1)
