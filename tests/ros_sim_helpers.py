@@ -21,7 +21,6 @@ import importlib.util
 import json
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -44,19 +43,25 @@ SAMPLE_PARAMS = PACKAGE_ROOT / "config" / "sim_bridge.yaml"
 if importlib.util.find_spec("swarm_controller") is None:
     sys.path.insert(0, str(PACKAGE_ROOT))
 
-# Domains 201..230: clear of the 1..200 that conftest's per-test `ros_domain` uses.
-DOMAIN_RANGE = (201, 230)
-
 
 @contextlib.contextmanager
 def isolated_ros_env() -> Iterator[int]:
-    """Set a fresh ROS_DOMAIN_ID (and localhost-only Fast DDS) for the block."""
-    domain = random.randint(*DOMAIN_RANGE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROS_DOMAIN_ID", str(domain))
-        mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        mp.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-        yield domain
+    """Hold a ROS_DOMAIN_ID of our own (and localhost-only Fast DDS) for the block.
+
+    The id comes from conftest's machine-wide pool (a lock file per id), so
+    neither other tests nor other engineers' runs on this host share it.
+    """
+    from conftest import claim_domain_id
+
+    domain, lock = claim_domain_id()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ROS_DOMAIN_ID", str(domain))
+            mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+            mp.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+            yield domain
+    finally:
+        lock.close()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.01) -> Any:

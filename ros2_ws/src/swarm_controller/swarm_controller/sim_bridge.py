@@ -12,7 +12,8 @@ and for the whole swarm:
     /clock            rosgraph_msgs/Clock      every step, when publish_clock is true
     /swarm/events     std_msgs/String          one JSON object per event (see EVENT TYPES)
     /swarm/markers    visualization_msgs/MarkerArray   walls, obstacles, robots, goals for RViz
-    /swarm/reset      std_srvs/Trigger         end the episode now and start the next one
+    /swarm/reset      std_srvs/Trigger         end the episode now and start the next one;
+                                               answers "episode <k> started"
 
 A wall-clock timer steps the world one control period (the profile's, 10 Hz
 for a TurtleBot3) every period / real_time_factor seconds. Scans are published
