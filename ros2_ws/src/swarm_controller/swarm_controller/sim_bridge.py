@@ -18,7 +18,9 @@ and for the whole swarm:
 A wall-clock timer steps the world one control period (the profile's, 10 Hz
 for a TurtleBot3) every period / real_time_factor seconds. Scans are published
 as the simulator measures them, exactly what the training observation was
-pooled from, so a policy node sees on ROS what the policy saw in training.
+pooled from, so a policy node sees on ROS what the policy saw in training
+(including hits nearer than range_min, which robot_io discards as a real
+driver's invalid readings).
 
 EVENT TYPES (every event has "type", "robot" (null for the swarm), "t" (sim
 seconds) and "episode"):
@@ -668,7 +670,8 @@ class SimBridgeNode(Node):
     def _begin_episode(self) -> None:
         event = self.arena.start_episode()
         stamp = self._stamp()
-        for robot, (x, y) in zip(self.robots, event["goals"], strict=True):
+        # The exact goals arrival is judged by (the event's are rounded for JSON).
+        for robot, (x, y) in zip(self.robots, self.arena.world.goals()[0], strict=True):
             goal = PoseStamped()
             goal.header.frame_id = self.settings.odom_frame
             goal.header.stamp = stamp
