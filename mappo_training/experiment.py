@@ -43,9 +43,11 @@ class RunConfig:
     """Torch device of the learner: cpu, cuda, cuda:1, ..."""
     torch_threads: int = 1
     """Torch intra-op threads while collecting rollouts (small batches: 1 is fastest)."""
-    update_threads: int = 2
-    """Torch intra-op threads during the PPO update, when the simulator workers
-    are idle; 2 uses both cores of a 2-core machine."""
+    update_threads: int = 1
+    """Torch intra-op threads during the PPO update (the simulator workers idle
+    meanwhile). 2 can use both cores of an otherwise idle 2-core machine, but on
+    a shared one LayerNorm's threads spin against other work and the update ran
+    4x slower here, so the default is 1; `swarm bench train` measures both."""
     checkpoint_every: int = 10
     """Write a checkpoint every this many updates (and always at the end)."""
     eval_episodes: int = 50
