@@ -280,6 +280,7 @@ def export_checkpoint(
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.chmod(0o755)  # mkdtemp makes it private; a model folder is for sharing
         staging.rename(out_dir)
     finally:
         if staging.exists():
