@@ -27,6 +27,7 @@ def test_bench_node_reports_latency_and_missed_ticks_as_json(ros_domain):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["messages"] == 100
     assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"] < 1000
+    assert 0 < result["floor_p50_ms"] <= result["floor_p99_ms"] < 1000
     assert result["swaps"] == 4 and result["swaps_accepted"] == 4
     assert isinstance(result["missed_ticks"], int) and result["missed_ticks"] >= 0
     assert all(math.isfinite(v) for v in result.values())

@@ -3,6 +3,9 @@
 Two processes, as on a robot: the policy node, and a driver (this process)
 that plays the robot's sensors.
 
+0. Floor. The same round trip through a bare rclpy echo process (scan in,
+   TwistStamped with its stamp out): what rclpy + Fast DDS cost on this
+   machine right now, measured side by side with the node.
 1. Latency. The node runs with `control_on_scan` (inference on each scan's
    arrival) and `cmd_vel_stamped`, and copies the scan's header stamp into the
    TwistStamped it causes. The driver numbers each scan in its stamp, sends
@@ -17,7 +20,8 @@ that plays the robot's sensors.
    between cmd_vel arrivals at the driver around the swaps; the larger count
    is reported.
 
-The last line printed is JSON: {"latency_p50_ms", "latency_p99_ms", "missed_ticks", ...}.
+The last line printed is JSON: {"latency_p50_ms", "latency_p99_ms", "missed_ticks",
+"floor_p50_ms", "floor_p99_ms", ...}.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         env = _node_env(domain)
         say(f"policy {first.name}, ROS_DOMAIN_ID={domain}, driver and node in separate processes")
         with _Driver(domain) as driver:
-            latency = _measure_latency(driver, first, env, workdir, args, say)
+            floor = _measure_latency(driver, env, workdir, args, say, policy=None)
+            latency = _measure_latency(driver, env, workdir, args, say, policy=first)
             swaps = _measure_swaps(driver, (first, second), env, workdir, args, say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -88,11 +93,15 @@ def run(args: argparse.Namespace) -> int:
         "latency_p99_ms": round(float(np.percentile(latency, 99)) * 1e3, 4),
         "latency_max_ms": round(float(latency.max()) * 1e3, 4),
         "messages": int(latency.size),
+        "floor_p50_ms": round(float(np.percentile(floor, 50)) * 1e3, 4),
+        "floor_p99_ms": round(float(np.percentile(floor, 99)) * 1e3, 4),
         **swaps,
     }
     say(
         f"scan -> cmd_vel: p50 {result['latency_p50_ms']:.3f} ms, p99"
-        f" {result['latency_p99_ms']:.3f} ms over {result['messages']} scans (goal: p99 <= 2 ms)"
+        f" {result['latency_p99_ms']:.3f} ms over {result['messages']} scans (goal: p99 <= 2 ms);"
+        f" the bare rclpy echo floor on this machine now: p50 {result['floor_p50_ms']:.3f} ms,"
+        f" p99 {result['floor_p99_ms']:.3f} ms"
     )
     say(
         f"{result['swaps_accepted']}/{result['swaps']} swaps accepted at {args.swap_rate:g} Hz,"
@@ -189,27 +198,37 @@ def write_stand_in_actor(path: Path, hidden: int = 256, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------- #
 
 
-def _measure_latency(driver, policy: Path, env, workdir: Path, args, say) -> np.ndarray:
-    node = _start_node(
-        env,
-        workdir / "latency_node.log",
-        policy_path=policy,
-        control_on_scan=True,
-        cmd_vel_stamped=True,
-        sensor_timeout=2.0,
-    )
+def _measure_latency(driver, env, workdir: Path, args, say, *, policy: Path | None) -> np.ndarray:
+    """Scan -> cmd_vel round trips through the policy node, or (policy None) the echo floor."""
+    what = "policy node" if policy is not None else "bare rclpy echo"
+    log = workdir / ("latency_node.log" if policy is not None else "echo.log")
+    if policy is None:
+        node = _start_echo(env, log)
+    else:
+        node = _start_node(
+            env,
+            log,
+            policy_path=policy,
+            control_on_scan=True,
+            cmd_vel_stamped=True,
+            sensor_timeout=2.0,
+        )
     try:
-        driver.wait_ready(args.timeout)
+        driver.wait_ready(args.timeout, policy_node=policy is not None)
         warm_up = min(200, args.messages)
         latencies = driver.ping_scans(args.messages + warm_up)[warm_up:]
     finally:
         _stop_node(node)
     if latencies.size < args.messages * 0.99:
         raise SystemExit(
-            f"only {latencies.size} of {args.messages} scans got their cmd_vel back;"
-            f" see {workdir / 'latency_node.log'}"
+            f"only {latencies.size} of {args.messages} scans got their cmd_vel back"
+            f" from the {what}; see {log}"
         )
-    say(f"latency: {latencies.size} scan -> cmd_vel round trips timed")
+    say(
+        f"{what}: {latencies.size} scan -> cmd_vel round trips,"
+        f" p50 {np.percentile(latencies, 50) * 1e3:.3f} ms,"
+        f" p99 {np.percentile(latencies, 99) * 1e3:.3f} ms"
+    )
     return latencies
 
 
@@ -313,6 +332,44 @@ def _start_node(env: dict[str, str], log: Path, **params) -> subprocess.Popen:
         args += ["-p", f"{key}:={value}"]
     with open(log, "w") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _start_echo(env: dict[str, str], log: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "mappo_training.benchmarks.node", "--echo", NAMESPACE]
+    with open(log, "w") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def echo_main(namespace: str) -> None:
+    """The floor: a bare rclpy process answering each scan with a TwistStamped of its stamp.
+
+    Same DDS path, QoS and executor type as the policy node's control path,
+    without the policy: what this machine's rclpy + Fast DDS cost by themselves.
+    """
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
+
+    rclpy.init()
+    node = rclpy.create_node("scan_echo", namespace=namespace)
+    pub = node.create_publisher(
+        TwistStamped, "cmd_vel", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    reply = TwistStamped()
+
+    def on_scan(scan: LaserScan) -> None:
+        reply.header.stamp = scan.header.stamp
+        pub.publish(reply)
+
+    node.create_subscription(LaserScan, "scan", on_scan, qos_profile_sensor_data)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
 
 
 def _stop_node(proc: subprocess.Popen) -> None:
@@ -420,18 +477,23 @@ class _Driver:
 
     # -- phases ---------------------------------------------------------------- #
 
-    def wait_ready(self, timeout: float) -> None:
-        """Until this node's policy is announced and every topic is matched."""
+    def wait_ready(self, timeout: float, policy_node: bool = True) -> None:
+        """Until the node (its policy announced) and every topic it uses are matched."""
         self._active.clear()
         deadline = time.monotonic() + timeout
 
         def ready() -> bool:
+            matched = (
+                self.scan_pub.get_subscription_count() > 0
+                and self.cmd_sub.get_publisher_count() > 0
+            )
+            if not policy_node:
+                return matched
             return bool(
-                self._active
-                and self.scan_pub.get_subscription_count() > 0
+                matched
+                and self._active
                 and self.odom_pub.get_subscription_count() > 0
                 and self.goal_pub.get_subscription_count() > 0
-                and self.cmd_sub.get_publisher_count() > 0
             )
 
         while not ready():
@@ -521,3 +583,7 @@ def _sensor_messages():
     goal.pose.position.x, goal.pose.position.y = GOAL_FAR_AHEAD
     goal.pose.orientation.w = 1.0
     return scan, odom, goal
+
+
+if __name__ == "__main__" and "--echo" in sys.argv:
+    echo_main(sys.argv[sys.argv.index("--echo") + 1])
