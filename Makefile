@@ -31,6 +31,9 @@ test-fast: setup
 bench: setup
 	$(BIN)/swarm bench sim
 	$(BIN)/swarm bench train
+	$(BIN)/swarm bench policy models/default
+	$(BIN)/swarm bench node
+	$(BIN)/swarm bench deploy
 
 lint: setup
 	$(BIN)/ruff check .
