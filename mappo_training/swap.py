@@ -44,12 +44,11 @@ class SwapOutcome:
     reason: str = ""
 
     def line(self) -> str:
+        """`robot_0: accepted (<file>)` or `robot_0: rejected: <reason>`."""
         name = self.namespace.strip("/")
-        return (
-            f"{name}: accepted ({self.policy_file})"
-            if self.accepted
-            else (f"{name}: rejected: {self.reason}")
-        )
+        if self.accepted:
+            return f"{name}: accepted ({self.policy_file})"
+        return f"{name}: rejected: {self.reason}"
 
 
 # --------------------------------------------------------------------------- #
