@@ -117,7 +117,7 @@ def plot_learning_curves(csv_path: Path, out_png: Path, title: str = "") -> Path
         ax.set_title(label)
         ax.set_xlabel("robot-steps")
         ax.grid(alpha=0.3)
-        if not isinstance(keys, str):
+        if not isinstance(keys, str) and ax.get_legend_handles_labels()[0]:
             ax.legend()
     if title:
         fig.suptitle(title)
