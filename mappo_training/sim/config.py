@@ -48,6 +48,12 @@ class RewardConfig:
     """Penalty per step in which a robot hits a wall or an obstacle."""
     time: float = 0.01
     """Penalty per step for every robot still driving (not yet arrived)."""
+    proximity: float = 0.0
+    """Penalty per step, at contact, for a driving robot whose nearest neighbour's
+    footprint is closer than proximity_gap; it falls linearly to 0 at the gap.
+    A dense warning before the collision penalty; 0 = off."""
+    proximity_gap: float = 0.2
+    """Footprint-to-footprint distance in metres below which `proximity` applies."""
     team_share: float = 1.0
     """How much of each robot's reward is the team mean (the rest is its own
     terms): 1 = pure team reward, 0 = individual rewards. A mix keeps the task
@@ -58,7 +64,18 @@ class RewardConfig:
             isinstance(self.team_share, int | float) and 0.0 <= self.team_share <= 1.0,
             f"reward.team_share={self.team_share!r}: must be in [0, 1]",
         )
-        for name in ("progress", "arrival", "robot_collision", "static_collision", "time"):
+        _require(
+            math.isfinite(self.proximity_gap) and self.proximity_gap > 0,
+            f"reward.proximity_gap={self.proximity_gap!r}: must be > 0 (metres)",
+        )
+        for name in (
+            "progress",
+            "arrival",
+            "robot_collision",
+            "static_collision",
+            "time",
+            "proximity",
+        ):
             value = getattr(self, name)
             _require(
                 isinstance(value, int | float) and math.isfinite(value) and value >= 0,

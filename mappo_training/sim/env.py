@@ -24,6 +24,7 @@ import numpy as np
 from mappo_training import robot_io
 from mappo_training.config import ConfigError
 from mappo_training.sim.config import SimConfig, load_sim_config
+from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
 from mappo_training.sim.reward import robot_rewards
 from mappo_training.sim.scenarios import (
@@ -209,8 +210,12 @@ class BatchedSwarmEnv:
         self._parked |= arrived
         collided = contacts.any
 
+        gap = None
+        if self.cfg.reward.proximity and self.num_robots > 1:
+            nearest = robot_distances(poses[..., :2]).min(axis=-1)
+            gap = nearest - 2 * self.profile.radius
         rewards = robot_rewards(
-            self.cfg.reward, progress, arrived, contacts.robot, contacts.static, driving
+            self.cfg.reward, progress, arrived, contacts.robot, contacts.static, driving, gap
         )
         self._steps += 1
         # The episode's reported return is the team's (mean over robots).

@@ -21,11 +21,18 @@ def robot_rewards(
     robot_collided: np.ndarray,
     static_collided: np.ndarray,
     driving: np.ndarray,
+    neighbour_gap: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reward of each robot, (K, N): `team_share` of the team mean plus the rest
     of its own terms. team_share=1 is the pure team reward (every robot the same).
+
+    neighbour_gap: (K, N) footprint-to-footprint distance to the nearest other
+    robot, for the proximity term.
     """
     own = _terms(weights, progress, arrived, robot_collided, static_collided, driving)
+    if weights.proximity and neighbour_gap is not None:
+        closeness = np.clip(1.0 - neighbour_gap / weights.proximity_gap, 0.0, 1.0)
+        own = own - weights.proximity * closeness * driving
     team = own.mean(axis=-1, keepdims=True)
     return weights.team_share * team + (1.0 - weights.team_share) * own
 
