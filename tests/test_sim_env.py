@@ -242,6 +242,32 @@ def test_progress_towards_the_goal_is_rewarded_and_moving_away_is_not(make_env):
     assert away[0, 0] == pytest.approx(-10.0 * 0.022, rel=1e-6)
 
 
+def test_team_share_mixes_own_and_team_terms(make_env):
+    weights = dict(progress=0.0, arrival=4.0, robot_collision=0.0, static_collision=0.0, time=0.0)
+    env = make_env(
+        num_robots=2, goal_tolerance=0.1, reward=RewardConfig(**weights, team_share=0.25)
+    )
+    env.reset(layouts=[fixed(env, [[0, 0, 0], [0, 1, 0]], [[0.1, 0], [-1.5, 1]])])
+    _, _, reward, *_ = env.step(np.array([[FORWARD, FORWARD]]))
+    # Robot 0 arrives (own 4, team mean 2): 0.25 * 2 + 0.75 * 4; robot 1 gets 0.25 * 2.
+    assert reward[0].tolist() == pytest.approx([3.5, 0.5])
+
+
+def test_proximity_penalty_grows_as_a_neighbour_comes_closer(make_env):
+    weights = dict(progress=0.0, arrival=0.0, robot_collision=0.0, static_collision=0.0, time=0.0)
+    reward_cfg = RewardConfig(**weights, proximity=1.0, proximity_gap=0.2)
+    env = make_env(num_robots=2, reward=reward_cfg)
+    rewards = []
+    for gap in (0.3, 0.15, 0.05):
+        centre = 2 * R + gap
+        env.reset(layouts=[fixed(env, [[0, 0, 0], [centre, 0, 0]], [[-1.5, 1], [1.5, 1]])])
+        _, _, reward, *_ = env.step(np.zeros((1, 2, 2), np.float32))
+        rewards.append(reward[0, 0])
+    assert rewards[0] == 0.0, "no penalty beyond proximity_gap"
+    assert rewards[2] < rewards[1] < 0.0
+    assert rewards[1] == pytest.approx(-(1.0 - 0.15 / 0.2), abs=1e-6)
+
+
 def test_collision_ends_the_episode_only_when_configured(make_env):
     for end_on_collision in (False, True):
         env = make_env(num_robots=2, end_on_collision=end_on_collision)
