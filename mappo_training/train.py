@@ -93,6 +93,42 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def warm_start_actors(learner, source: Path) -> None:
+    """Load actor weights from a checkpoint, run folder or exported model folder.
+
+    Every actor of this learner gets the source's (first) actor; shapes must
+    match (same observation layout and network), and an error says which
+    differs. Optimiser state is not copied: the new task starts its own.
+    """
+    import torch
+
+    if source.is_dir() and (source / "torch_reference.pt").is_file():
+        data = torch.load(source / "torch_reference.pt", map_location="cpu", weights_only=True)
+        weights = {
+            k.removeprefix("actor."): v
+            for k, v in data["state_dict"].items()
+            if k.startswith("actor.")
+        }
+    else:
+        path = source / "latest.pt" if source.is_dir() else source
+        weights = ckpt.load(path)["learner"]["actors"][0]
+    for k, actor in enumerate(learner.actors):
+        mine = actor.state_dict()
+        bad = [
+            f"{name}: source {tuple(weights[name].shape) if name in weights else 'missing'},"
+            f" here {tuple(value.shape)}"
+            for name, value in mine.items()
+            if name not in weights or weights[name].shape != value.shape
+        ]
+        if bad:
+            raise ConfigError(
+                f"run.init_actor_from={str(source)!r} does not fit actor {k}: "
+                + "; ".join(bad[:3])
+                + " (the source must have the same observation layout and network)"
+            )
+        actor.load_state_dict({name: weights[name] for name in mine})
+
+
 # --------------------------------------------------------------------------- #
 # Episode statistics.
 # --------------------------------------------------------------------------- #
@@ -167,6 +203,8 @@ class Trainer:
             state_dim=self.env.state_dim,
             act_dim=self.env.action_dim,
         )
+        if cfg.run.init_actor_from:
+            warm_start_actors(self.learner, Path(cfg.run.init_actor_from))
         self.steps_per_update = cfg.run.rollout_steps * self.num_arenas * self.num_robots
         self.num_updates = max(1, cfg.run.total_steps // self.steps_per_update)
         self.update = 0

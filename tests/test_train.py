@@ -130,3 +130,35 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
     code = swarm(["train", "--runs-dir", str(tmp_path), "run.total_steps=-1"])
     assert code == 2
     assert "run.total_steps" in capsys.readouterr().err
+
+
+def test_warm_start_copies_actor_weights_from_a_run_or_an_exported_model(tmp_path):
+    source = start(tiny_config(), tmp_path / "source", quiet=True)
+    try:
+        source.train_one_update()
+        source.save_checkpoint()
+        expected = [p.detach().clone() for p in source.learner.actor_for(0).parameters()]
+    finally:
+        source.close()
+    assert swarm(["export", str(tmp_path / "source"), "--out", str(tmp_path / "model")]) == 0
+    for origin in (tmp_path / "source", tmp_path / "model"):
+        # Twice the robots: the shared actor carries over, the critic starts fresh.
+        cfg = tiny_config("sim.num_robots=4", f"run.init_actor_from={origin}")
+        warm = start(cfg, tmp_path / f"warm-{origin.name}", quiet=True)
+        try:
+            got = [p.detach() for p in warm.learner.actor_for(0).parameters()]
+        finally:
+            warm.close()
+        for a, b in zip(got, expected, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_warm_start_from_another_observation_layout_is_refused(tmp_path):
+    source = start(tiny_config(), tmp_path / "source", quiet=True)
+    try:
+        source.save_checkpoint()
+    finally:
+        source.close()
+    cfg = tiny_config("sim.num_beams=36", f"run.init_actor_from={tmp_path / 'source'}")
+    with pytest.raises(ConfigError, match="does not fit actor 0"):
+        start(cfg, tmp_path / "warm", quiet=True)
