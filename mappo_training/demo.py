@@ -324,8 +324,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scenario",
         choices=["random", "circle", "swap"],
-        default="circle",
-        help="random starts and goals, a circle crossing, or two groups swapping sides",
+        help="random starts and goals, a circle crossing, or two groups swapping sides"
+        " (default: the policy's training scenario; circle for --controller handwritten)",
     )
     p.add_argument("--seed", type=int, default=0, help="scenario seed (same seed, same layout)")
     p.add_argument(
@@ -394,11 +394,13 @@ def run_policy(args: argparse.Namespace) -> int:
         policy = find_policy(args.policy).resolve()
         target, target_text = swap_target(policy, args.swap_to, run_dir)
         target = target.resolve()
-        sim_task = write_sim_task(policy, run_dir, num_robots=args.robots, scenario=args.scenario)
+        # A policy is shown on the task it learned unless asked otherwise.
+        scenario = args.scenario or str(trained_sim_config(policy).get("scenario", "random"))
+        sim_task = write_sim_task(policy, run_dir, num_robots=args.robots, scenario=scenario)
         specs = sim_node_specs(
             num_robots=args.robots,
             policy=policy,
-            scenario=args.scenario,
+            scenario=scenario,
             seed=args.seed,
             bridge_parameters={
                 "sim_config": str(sim_task),
@@ -417,7 +419,7 @@ def run_policy(args: argparse.Namespace) -> int:
         return 2
 
     print(
-        f"demo: {args.robots} robots, {args.scenario} scenario, policy {policy.name}:"
+        f"demo: {args.robots} robots, {scenario} scenario, policy {policy.name}:"
         f" sim bridge + {args.robots} policy-node processes over ROS 2"
         f" (x{args.real_time_factor:g} real time)"
     )
@@ -595,7 +597,7 @@ def run_handwritten(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        cfg = SimConfig(num_robots=args.robots, scenario=args.scenario)
+        cfg = SimConfig(num_robots=args.robots, scenario=args.scenario or "circle")
     except ValueError as err:
         print(f"error: --robots/--scenario: {err}", file=sys.stderr)
         return 2
@@ -610,7 +612,7 @@ def run_handwritten(args: argparse.Namespace) -> int:
         period = env.profile.control_period
 
     print(
-        f"demo: {args.scenario} scenario, {cfg.num_robots} robots in a {arena:.1f} m arena,"
+        f"demo: {cfg.scenario} scenario, {cfg.num_robots} robots in a {arena:.1f} m arena,"
         " driven by demo_go_to_goal (a hand-written controller, not a trained policy)"
     )
     _print_report(recording["result"], cfg.num_robots, period)
