@@ -68,7 +68,7 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "scenario",
-                default_value="circle",
+                default_value="random",
                 choices=list(SCENARIOS),
                 description="random starts and goals, a circle crossing, or two groups swapping",
             ),

@@ -330,7 +330,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="--sim: models/<name> folder (default models/default)",
     )
     p.add_argument(
-        "--scenario", default="circle", help="--sim: random, circle or swap (default circle)"
+        "--scenario", default="random", help="--sim: random, circle or swap (default random)"
     )
     p.add_argument("--seed", type=int, default=0, help="--sim: layout seed")
     p.add_argument(

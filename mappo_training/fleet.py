@@ -199,7 +199,7 @@ def sim_node_specs(
     *,
     num_robots: int,
     policy: str | Path,
-    scenario: str = "circle",
+    scenario: str = "random",
     seed: int = 0,
     use_sim_time: bool = True,
     bridge_parameters: dict[str, Any] | None = None,
