@@ -304,6 +304,10 @@ def swap_target(policy: Path, asked: Path | None, run_dir: Path) -> tuple[Path, 
     every step of a swap (load, check, atomic switch) on every robot.
     """
     if asked is not None:
+        if not asked.exists():
+            from mappo_training.config import ConfigError
+
+            raise ConfigError(f"--swap-to {asked}: no such folder or file; give models/<name>")
         return asked, str(asked)
     sibling = policy.with_name(policy.name + "_b")
     if any(sibling.glob("robot_*.onnx")):
@@ -415,6 +419,7 @@ def run_policy(args: argparse.Namespace) -> int:
         )
         profile = _profile_of(sim_task)
     except (ConfigError, ValueError, FileNotFoundError) as err:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no empty run folder
         print(f"error: {err}", file=sys.stderr)
         return 2
 
