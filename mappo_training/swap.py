@@ -192,10 +192,11 @@ class _RosSession:
 def discover_policy_nodes(node, node_name: str, timeout: float) -> list[str]:
     """Namespaces of nodes called `node_name`, once discovery has settled.
 
-    Discovery trickles in over a fraction of a second: wait until the set has
-    not grown for `settle` seconds (or the timeout passes).
+    Discovery trickles in: on a busy machine (or a fleet on Wi-Fi) the second
+    robot can appear well over half a second after the first, so wait until the
+    set has not grown for `settle` seconds (or the timeout passes).
     """
-    settle = min(0.5, timeout / 4)
+    settle = min(2.0, timeout / 3)
     deadline = time.monotonic() + timeout
     found: set[str] = set()
     last_change = time.monotonic()
