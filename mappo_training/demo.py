@@ -7,7 +7,9 @@ models/default. This process only watches: it waits until every node is up,
 starts a fresh episode (/swarm/reset), swaps the whole fleet to a second policy
 in the middle of it with the machinery of `swarm swap`, records the robots'
 odometry and the bridge's /swarm/events, then stops the nodes (each robot gets
-a zero command) and prints a report and writes the pictures.
+a zero command) and prints a report and writes the pictures. The episode runs
+on after a contact, so the swap and the pictures always happen; any collision
+still makes it "not a success".
 
 `--controller handwritten` runs the older in-process demo instead: a
 hand-written go-to-goal controller (`demo_go_to_goal`, a baseline to look at,
@@ -400,7 +402,12 @@ def run_policy(args: argparse.Namespace) -> int:
         target = target.resolve()
         # A policy is shown on the task it learned unless asked otherwise.
         scenario = args.scenario or str(trained_sim_config(policy).get("scenario", "random"))
-        sim_task = write_sim_task(policy, run_dir, num_robots=args.robots, scenario=scenario)
+        # The episode goes on after a contact (training may have ended it
+        # there) so the swap always happens and the pictures show the whole
+        # run; the score still calls any collision a failure.
+        sim_task = write_sim_task(
+            policy, run_dir, num_robots=args.robots, scenario=scenario, end_on_collision=False
+        )
         specs = sim_node_specs(
             num_robots=args.robots,
             policy=policy,
