@@ -206,14 +206,22 @@ class Contract:
     def mismatches(self, robot: Contract, *, tolerance: float = 1e-6) -> list[str]:
         """What in this (model) contract differs from the robot's, one line each.
 
-        Speed limits may differ: the robot clamps to its own. Everything that
-        changes what an observation means must match.
+        Everything that changes what an observation means must match. Speed
+        limits may be lower than the robot's (the model just never drives
+        faster), but not higher: the robot would clamp the commands the policy
+        learned with, and drive something else than it was trained to.
         """
         problems = []
         for f in fields(self):
-            if f.name in ("max_linear", "max_angular", "profile"):
+            if f.name == "profile":
                 continue
             mine, theirs = getattr(self, f.name), getattr(robot, f.name)
+            if f.name in ("max_linear", "max_angular"):
+                if mine > theirs + tolerance:
+                    problems.append(
+                        f"{f.name}: model commands up to {mine!r}, robot allows {theirs!r}"
+                    )
+                continue
             same = abs(mine - theirs) <= tolerance if isinstance(mine, float) else mine == theirs
             if not same:
                 problems.append(f"{f.name}: model expects {mine!r}, robot has {theirs!r}")

@@ -116,3 +116,11 @@ def test_eval_of_the_onnx_folder_runs_through_robot_io(exported):
     report = evaluate_model_dir(exported, episodes=2)
     assert report["episodes"] == 2
     assert 0.0 <= report["success_rate"] <= 1.0
+
+
+def test_model_faster_than_the_robot_is_reported_naming_the_field(exported):
+    session = ort.InferenceSession(str(exported / "robot_0.onnx"))
+    model_contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map)
+    slow_robot = Contract(max_linear=0.1)
+    with pytest.raises(ContractMismatch, match="max_linear: model commands up to 0.22"):
+        model_contract.check_fits(slow_robot)

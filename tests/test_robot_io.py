@@ -179,8 +179,10 @@ def test_mismatch_names_every_differing_field():
     assert "range_max: model expects 3.5, robot has 12.0" in message
 
 
-def test_speed_limits_may_differ():
+def test_a_slower_model_fits_but_a_faster_one_is_named():
     Contract(max_linear=0.22).check_fits(Contract(max_linear=0.5))
+    with pytest.raises(ContractMismatch, match="max_angular: model commands up to 5.0"):
+        Contract(max_angular=5.0).check_fits(Contract(max_angular=2.84))
 
 
 def test_metadata_missing_a_field_is_named():
