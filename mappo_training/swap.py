@@ -86,10 +86,18 @@ def policy_file_for(policy: Path, namespace: str) -> Path:
             f" in robot_<i>; put a single {SHARED_MODEL} in {policy} or pass one .onnx file"
         )
     path = policy / f"robot_{index}.onnx"
-    if not path.is_file():
-        present = sorted(p.name for p in policy.glob("*.onnx"))
-        raise SwapError(f"{policy} has no robot_{index}.onnx (it holds {present or 'no models'})")
-    return path.absolute()
+    if path.is_file():
+        return path.absolute()
+    # Same rule as the fleet spec and `swarm eval`: with n files, robot k takes
+    # robot_<k mod n>.onnx, so a policy trained on fewer robots drives more.
+    files = sorted(policy.glob("robot_*.onnx"))
+    numbered = {
+        int(m.group(1)): f for f in files if (m := re.fullmatch(r"robot_(\d+)\.onnx", f.name))
+    }
+    if numbered and sorted(numbered) == list(range(len(numbered))):
+        return numbered[index % len(numbered)].absolute()
+    present = sorted(p.name for p in policy.glob("*.onnx"))
+    raise SwapError(f"{policy} has no robot_{index}.onnx (it holds {present or 'no models'})")
 
 
 # --------------------------------------------------------------------------- #

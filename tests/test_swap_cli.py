@@ -27,6 +27,14 @@ def test_each_robot_gets_the_file_of_its_own_index(policy_models):
         policy_file_for(folder, "/scout")
 
 
+def test_more_robots_than_files_take_the_file_of_their_index_mod_n(policy_models):
+    folder = policy_models.root / "two"
+    for i in (0, 1):
+        policy_models.mlp(f"two/robot_{i}.onnx", agent_id=i)
+    assert policy_file_for(folder, "/robot_5") == (folder / "robot_1.onnx").absolute()
+    assert policy_file_for(folder, "/robot_4") == (folder / "robot_0.onnx").absolute()
+
+
 def test_a_single_shared_model_goes_to_every_robot(policy_models):
     shared = policy_models.mlp("shared/policy.onnx")
     for ns in ("/robot_0", "/robot_7", "/scout"):
