@@ -186,3 +186,13 @@ def test_snapshot_and_restore_continue_identically(make_world):
         world.advance()
     assert np.array_equal(world.poses(), expected[0])
     assert np.array_equal(world.scan(24), expected[1])
+
+
+def test_scans_larger_than_one_pybullet_batch_are_complete():
+    from mappo_training.sim import World
+
+    # 20 arenas x 4 robots x 360 rays = 28,800 rays: two rayTestBatch calls.
+    with World(num_arenas=20, num_robots=4, arena_size=4.0) as world:
+        ranges = world.scan(360)
+    assert ranges.shape == (20, 4, 360)
+    assert np.isfinite(ranges).any(axis=-1).all(), "every robot sees the arena walls"

@@ -76,8 +76,10 @@ class LidarCaster:
         self.angle_min, self.angle_increment = scan_geometry(num_rays, angle_min)
         ray_angles = self.angle_min + self.angle_increment * np.arange(num_rays)
         self._ray_cos, self._ray_sin = np.cos(ray_angles), np.sin(ray_angles)
-        # PyBullet refuses batches above this size; larger scans go in chunks.
-        self._batch = int(pybullet_module.MAX_RAY_INTERSECTION_BATCH_SIZE)
+        # PyBullet refuses batches above this size, and for a batch of exactly
+        # that size it returns one result short (checked with 3.2.7: 16384 rays
+        # give 16383 hits); larger scans go in chunks of one less.
+        self._batch = int(pybullet_module.MAX_RAY_INTERSECTION_BATCH_SIZE) - 1
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     def rays(self, xy: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
