@@ -717,10 +717,8 @@ class SimBridgeNode(Node):
             0
         ].astype(np.float32)
         for i, robot in enumerate(self.robots):
-            scan = robot.scan
-            scan.header.stamp = stamp
-            scan.ranges = array.array("f", ranges[i].tobytes())
-            robot.scan_pub.publish(scan)
+            # Odometry first: a node that acts on each scan (control_on_scan)
+            # then sees the pose of the same step, as in training.
             odom = robot.odom
             odom.header.stamp = stamp
             x, y, yaw = poses[i]
@@ -729,6 +727,10 @@ class SimBridgeNode(Node):
             odom.twist.twist.linear.x = float(velocities[i, 0])
             odom.twist.twist.angular.z = float(velocities[i, 1])
             robot.odom_pub.publish(odom)
+            scan = robot.scan
+            scan.header.stamp = stamp
+            scan.ranges = array.array("f", ranges[i].tobytes())
+            robot.scan_pub.publish(scan)
 
     def _publish_event(self, event: dict[str, Any]) -> None:
         self._events_pub.publish(String(data=event_json(event)))
