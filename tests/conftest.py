@@ -14,25 +14,20 @@ ships in models/.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
-import itertools
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pytest
 
 from mappo_training.robot_io import Contract
+from mappo_training.ros_domains import claim_domain_id
 
 OPSET = 17
-_domain_counter = itertools.count()
 
 # `make setup` installs the ROS package in editable mode; without it, tests
 # still import it (and start its nodes) from the source tree.
@@ -49,28 +44,6 @@ if importlib.util.find_spec("swarm_controller") is None and _PACKAGE_SRC.is_dir(
 # A lock file per domain id, shared by every test run on this machine: several
 # engineers' pytest runs (and `swarm bench node`) share one host, and two runs
 # on the same domain would hear each other's robots.
-DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "swarm_ros_domains"
-
-
-def claim_domain_id() -> tuple[int, IO]:
-    """A ROS domain in 1..200 that no other process on this machine holds.
-
-    Returns the id and the open lock file; closing it (or exiting) frees the id.
-    """
-    DOMAIN_LOCKS.mkdir(exist_ok=True)
-    start = (os.getpid() * 7 + next(_domain_counter) * 23) % 200
-    for k in range(200):
-        domain = 1 + (start + k) % 200
-        handle = open(DOMAIN_LOCKS / f"{domain}.lock", "w")  # noqa: SIM115 - held by the caller
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError(f"all ROS domains 1..200 are held by other runs (locks in {DOMAIN_LOCKS})")
-
-
 @pytest.fixture
 def ros_domain(monkeypatch) -> Iterator[int]:
     """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it."""

@@ -51,7 +51,7 @@ def isolated_ros_env() -> Iterator[int]:
     The id comes from conftest's machine-wide pool (a lock file per id), so
     neither other tests nor other engineers' runs on this host share it.
     """
-    from conftest import claim_domain_id
+    from mappo_training.ros_domains import claim_domain_id
 
     domain, lock = claim_domain_id()
     try:

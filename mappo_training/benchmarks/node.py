@@ -27,7 +27,6 @@ The last line printed is JSON: {"latency_p50_ms", "latency_p99_ms", "missed_tick
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -38,9 +37,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO
 
 import numpy as np
+
+from mappo_training.ros_domains import claim_domain_id
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_SRC = REPO / "ros2_ws" / "src" / "swarm_controller"
@@ -284,26 +284,6 @@ def _measure_swaps(driver, files: tuple[Path, Path], env, workdir: Path, args, s
 # --------------------------------------------------------------------------- #
 # The policy node process.
 # --------------------------------------------------------------------------- #
-
-
-def claim_domain_id() -> tuple[int, IO]:
-    """A ROS domain in 1..200 no other process here holds (shared with the tests'
-    `ros_domain` fixture: a lock file per id), and its open lock file.
-
-    Its own domain keeps the benchmark's robot apart from any running fleet.
-    """
-    locks = Path(tempfile.gettempdir()) / "swarm_ros_domains"
-    locks.mkdir(exist_ok=True)
-    for k in range(200):
-        domain = 1 + (os.getpid() + k) % 200
-        handle = open(locks / f"{domain}.lock", "w")  # noqa: SIM115 - held by the caller
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain, handle
-    raise SystemExit(f"every ROS domain 1..200 is held by another run (locks in {locks})")
 
 
 def _node_env(domain: int) -> dict[str, str]:
