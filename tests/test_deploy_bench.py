@@ -18,7 +18,7 @@ def test_bench_deploy_scores_both_sides_on_the_same_episodes(tmp_path, capsys, r
     if not any(DEFAULT_POLICY.glob("robot_*.onnx")):
         pytest.fail(f"{DEFAULT_POLICY} holds no robot_<i>.onnx: the shipped default is missing")
     args = ["bench", "deploy", "--policy", str(DEFAULT_POLICY), "--episodes", "2"]
-    args += ["--robots", "2", "--real-time-factor", "3", "--out", str(tmp_path), "--json"]
+    args += ["--robots", "2", "--real-time-factor", "1", "--out", str(tmp_path), "--json"]
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
