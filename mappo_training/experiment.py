@@ -43,6 +43,11 @@ class RunConfig:
     """Torch device of the learner: cpu, cuda, cuda:1, ..."""
     torch_threads: int = 1
     """Torch intra-op threads while collecting rollouts (small batches: 1 is fastest)."""
+    overlap: bool = True
+    """Collect the next rollout (with a frozen copy of the actors) while the PPO
+    update runs, so the simulator workers and the learner work at the same time.
+    The update then learns from data one update old; PPO's ratio to the
+    behaviour policy accounts for it. false = collect, then update, in turn."""
     update_threads: int = 1
     """Torch intra-op threads during the PPO update (the simulator workers idle
     meanwhile). 2 can use both cores of an otherwise idle 2-core machine, but on

@@ -34,6 +34,7 @@ from mappo_training.experiment import (
     resolved,
     validate,
 )
+from mappo_training.rollout import BackgroundUpdate, Rollout, collect, compute_targets
 
 RUNS_DIR = Path("runs")
 
@@ -195,14 +196,23 @@ class Trainer:
             state_dim=self.env.state_dim,
             device=cfg.run.device,
         )
-        self.buffer = RolloutBuffer(
-            cfg.run.rollout_steps,
-            self.num_arenas,
-            self.num_robots,
-            obs_dim=self.env.obs_dim,
-            state_dim=self.env.state_dim,
-            act_dim=self.env.action_dim,
-        )
+        # Two rollouts: with run.overlap one fills while the other is learned from.
+        self._rollouts = [
+            Rollout(
+                RolloutBuffer(
+                    cfg.run.rollout_steps,
+                    self.num_arenas,
+                    self.num_robots,
+                    obs_dim=self.env.obs_dim,
+                    state_dim=self.env.state_dim,
+                    act_dim=self.env.action_dim,
+                )
+            )
+            for _ in range(2 if cfg.run.overlap else 1)
+        ]
+        # A collected rollout whose update has not run yet (overlap only).
+        self.pending: Rollout | None = None
+        self._mid_update = False
         if cfg.run.init_actor_from:
             warm_start_actors(self.learner, Path(cfg.run.init_actor_from))
         self.steps_per_update = cfg.run.rollout_steps * self.num_arenas * self.num_robots
@@ -239,6 +249,7 @@ class Trainer:
                 "env_snapshot": snapshot,
                 "obs": self.obs,
                 "state": self.state,
+                "pending_rollout": None if self.pending is None else self.pending.state_dict(),
                 "obs_dims": obs_dims_of(self.env),
                 "action_dim": self.env.action_dim,
                 "state_dim": self.env.state_dim,
@@ -260,64 +271,66 @@ class Trainer:
         else:
             # Without a simulator snapshot the run continues from fresh episodes.
             self.obs, self.state = self.env.reset(seed=self.cfg.run.seed + self.update)
+        if data.get("pending_rollout") is not None and data.get("env_snapshot") is not None:
+            self.pending = self._rollouts[0]
+            self.pending.load_state_dict(data["pending_rollout"])
         ckpt.restore_rng_states(data["rng"])
 
     # -- one update --------------------------------------------------------- #
 
-    def collect(self) -> None:
-        """Fill the rollout buffer with T steps of every arena."""
-        env, learner, buf = self.env, self.learner, self.buffer
-        for t in range(self.cfg.run.rollout_steps):
-            actions, logp = learner.act(self.obs)
-            values = learner.value(self.state, self.obs)
-            obs, state, reward, terminated, truncated, info = env.step(actions)
-            bootstrap = np.zeros_like(values)
-            if truncated.any():
-                ended = np.flatnonzero(truncated)
-                bootstrap[ended] = learner.value(
-                    info["final_state"][ended], info["final_obs"][ended]
-                )
-            buf.add(
-                t,
-                obs=self.obs,
-                state=self.state,
-                actions=actions,
-                logp=logp,
-                values=values,
-                rewards=reward,
-                # A robot that arrives ends its own episode (no bootstrap past it),
-                # even on the rollout's last step.
-                terminated=terminated[:, None] | info["arrived"],
-                truncated=truncated,
-                active=info["active"],
-                bootstrap_values=bootstrap,
-            )
-            self.stats.add(info.get("episodes", []))
-            self.obs, self.state = obs, state
-        last_values = learner.value(self.state, self.obs)
-        buf.compute_returns_and_advantages(
-            last_values=last_values, gamma=self.algo_cfg.gamma, lam=self.algo_cfg.gae_lambda
+    def collect(self, rollout: Rollout, actors=None) -> Rollout:
+        """Fill `rollout` with T steps of every arena, acting with the learner's
+        actors or, given, a frozen copy of them (the rollout is then stale)."""
+        self.obs, self.state = collect(
+            self.env,
+            self.learner,
+            rollout,
+            self.obs,
+            self.state,
+            actors,
+            self.stats.add,
+            stale=actors is not None,
         )
+        return rollout
 
     def train_one_update(self) -> dict[str, float]:
+        """One PPO update on a freshly collected rollout.
+
+        With run.overlap the next rollout is collected, by a frozen copy of the
+        actors, while this update runs; the following update then learns from
+        data one update old, which PPO's ratio to the behaviour policy (whose
+        log-probs the rollout stores) accounts for.
+        """
         start = time.perf_counter()
+        self._mid_update = True
         self.learner.set_progress(self.update / self.num_updates)
-        self.collect()
-        metrics = self._update()
+        if self.pending is None:
+            self.pending = self.collect(self._rollouts[0])
+        batch, self.pending = self.pending, None
+        if self.cfg.run.overlap and self.update + 1 < self.num_updates:
+            spare = next(r for r in self._rollouts if r is not batch)
+            frozen = self.learner.frozen_actors()
+            with BackgroundUpdate(lambda: self._update(batch)) as job:
+                self.pending = self.collect(spare, frozen)
+            metrics = job.result()
+        else:
+            metrics = self._update(batch)
         elapsed = time.perf_counter() - start
         self.update += 1
         self.global_step += self.steps_per_update
         self.wall_time += elapsed
+        self._mid_update = False
         metrics["charts/SPS"] = self.steps_per_update / elapsed
         return metrics
 
-    def _update(self) -> dict[str, float]:
-        """The PPO update, on more threads: the simulator workers idle meanwhile."""
+    def _update(self, rollout: Rollout) -> dict[str, float]:
+        """Value targets with the current critic, then the PPO update."""
         import torch
 
+        compute_targets(self.learner, rollout, self.algo_cfg.gamma, self.algo_cfg.gae_lambda)
         torch.set_num_threads(self.cfg.run.update_threads)
         try:
-            return self.learner.update(self.buffer)
+            return self.learner.update(rollout.buffer, stale=rollout.stale)
         finally:
             torch.set_num_threads(self.cfg.run.torch_threads)
 
@@ -356,18 +369,29 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
             bar.close()
-            path = self.save_checkpoint()
             log.close()
-            if self._stop_requested:
-                print(
-                    f"interrupted: saved {path}; continue with `swarm train --resume {self.run_dir}`"
-                )
+            self._save_on_exit()
         curves = plot_learning_curves(
             self.run_dir / "progress.csv", self.run_dir / "learning_curves.png", self.run_dir.name
         )
         if curves and not self.quiet:
             print(f"learning curves: {curves}")
         return last
+
+    def _save_on_exit(self) -> None:
+        if self._mid_update:
+            # Stopped inside an update (a second Ctrl-C, an error): the learner
+            # and the simulator may be halfway through it, so the newest
+            # checkpoint on disk stays the last consistent one.
+            print(
+                f"stopped mid-update: continue from the last checkpoint with"
+                f" `swarm train --resume {self.run_dir}`",
+                file=sys.stderr,
+            )
+            return
+        path = self.save_checkpoint()
+        if self._stop_requested:
+            print(f"interrupted: saved {path}; continue with `swarm train --resume {self.run_dir}`")
 
     def close(self) -> None:
         self.env.close()

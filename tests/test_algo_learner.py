@@ -201,6 +201,47 @@ def test_finished_robots_do_not_influence_the_update():
 
 
 # --------------------------------------------------------------------------- #
+# Acting with a frozen copy while the learner updates (the trainer's overlap).
+# --------------------------------------------------------------------------- #
+
+
+def test_frozen_actors_keep_acting_as_before_the_update():
+    learner = make_learner(seed=0)
+    obs = np.random.default_rng(5).normal(size=(4, 3, 6)).astype(np.float32)
+    frozen = learner.frozen_actors()
+    before = learner.act(obs, deterministic=True)[0]
+    learner.update(rollout(learner, seed=1))
+    np.testing.assert_array_equal(learner.act(obs, deterministic=True, actors=frozen)[0], before)
+    assert not np.array_equal(learner.act(obs, deterministic=True)[0], before)
+
+
+def test_a_stale_update_of_fresh_data_is_plain_ppo():
+    """Decoupled PPO reduces to PPO when the behaviour policy is the current one:
+    the proximal log-probs equal the stored ones and every weight is 1."""
+    plain, decoupled = make_learner(seed=0), make_learner(seed=0)
+    batch = rollout(plain, seed=1)
+    m_plain = plain.update(copy.deepcopy(batch))
+    m_decoupled = decoupled.update(batch, stale=True)
+    for a, b in zip(params(plain.actors[0]), params(decoupled.actors[0]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert m_decoupled["losses/policy_loss"] == pytest.approx(m_plain["losses/policy_loss"], 1e-3)
+
+
+def test_a_stale_update_clips_around_the_current_policy():
+    """Data from an older policy: plain PPO measures the ratio against that old
+    policy, so many samples start outside the clip range and give no gradient;
+    the decoupled update starts every ratio at 1 and moves the policy."""
+    old = make_learner(seed=0, target_kl=None, actor_lr=3e-3)
+    batch = rollout(old, seed=1)
+    for extra in (2, 3):  # the learner moves on while `batch` waits
+        old.update(rollout(old, seed=extra))
+    plain, decoupled = copy.deepcopy(old), copy.deepcopy(old)
+    m_plain = plain.update(copy.deepcopy(batch))
+    m_decoupled = decoupled.update(batch, stale=True)
+    assert m_plain["losses/clipfrac"] > m_decoupled["losses/clipfrac"]
+
+
+# --------------------------------------------------------------------------- #
 # Checkpoints.
 # --------------------------------------------------------------------------- #
 

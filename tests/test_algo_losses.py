@@ -47,6 +47,17 @@ def test_clipped_policy_loss_matches_hand_computation():
     np.testing.assert_allclose(logp.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
+def test_importance_weights_scale_each_entry_and_its_gradient():
+    logp, old_logp, adv = policy_inputs()
+    mask = torch.ones(4, dtype=torch.bool)
+    weights = torch.tensor([2.0, 0.5, 1.0, 3.0])
+    loss, _ = clipped_policy_loss(logp, old_logp, adv, 0.2, mask, weights)
+    assert loss.item() == pytest.approx((2 * -2.4 + 0.5 * -1.0 + 1.1 + 3 * 0.8) / 4)
+    loss.backward()
+    expected = [0.0, 0.5 * -2.0 * 0.5 / 4, 1.1 / 4, 0.0]
+    np.testing.assert_allclose(logp.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_masked_entries_do_not_count_even_when_they_hold_nan():
     logp, old_logp, adv = policy_inputs()
     adv = adv.clone()

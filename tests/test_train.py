@@ -37,8 +37,11 @@ def learner_params(trainer) -> list[torch.Tensor]:
     return out
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
-    cfg = tiny_config()
+@pytest.mark.parametrize("overlap", [True, False])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, overlap):
+    """With overlap the checkpoint also carries the rollout collected during the
+    last update; resuming must learn from exactly that one."""
+    cfg = tiny_config(f"run.overlap={str(overlap).lower()}")
     straight = start(cfg, tmp_path / "straight", quiet=True)
     try:
         straight.train_one_update()

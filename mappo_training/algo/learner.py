@@ -14,6 +14,7 @@ columns), actions (E, N, A) with A = widest action (discrete: index in column 0)
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -194,19 +195,33 @@ class MAPPOLearner:
     # Rollouts.
     # ------------------------------------------------------------------ #
 
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Actions (E, N, A) float32 (raw samples; the env clips) and their log-probs (E, N)."""
+    def frozen_actors(self) -> nn.ModuleList:
+        """A copy of the actors as they are now, to act with while the learner
+        updates the originals in another thread (one update of policy lag)."""
+        with torch.no_grad():
+            frozen = copy.deepcopy(self.actors)
+        return frozen.requires_grad_(False)
+
+    def act(
+        self, obs: np.ndarray, deterministic: bool = False, actors: nn.ModuleList | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions (E, N, A) float32 (raw samples; the env clips) and their log-probs (E, N).
+
+        actors: a `frozen_actors()` copy to act with instead of the live ones.
+        """
+        if actors is None:
+            actors = self.actors
         with torch.inference_mode():
             obs_t = self._tensor(obs, "obs", self.obs_dim)
             lead = obs_t.shape[:-2]
             if len(self.slots) == 1 and self.slots[0].spec.width == self.act_dim:
-                actions, logp = self.actors[0].sample(
+                actions, logp = actors[0].sample(
                     self._actor_input(0, obs_t), self._sample_rng, deterministic
                 )
             else:
                 actions = torch.zeros(*lead, self.num_agents, self.act_dim, device=self.device)
                 logp = torch.zeros(*lead, self.num_agents, device=self.device)
-                for k, actor in enumerate(self.actors):
+                for k, actor in enumerate(actors):
                     a, lp = actor.sample(
                         self._actor_input(k, obs_t), self._sample_rng, deterministic
                     )
@@ -260,9 +275,18 @@ class MAPPOLearner:
     # The update.
     # ------------------------------------------------------------------ #
 
-    def update(self, buf: RolloutBuffer) -> dict[str, float]:
-        """Epochs x minibatches of PPO on a buffer whose returns are computed."""
-        batch = self._prepare_batch(buf)
+    def update(self, buf: RolloutBuffer, stale: bool = False) -> dict[str, float]:
+        """Epochs x minibatches of PPO on a buffer whose returns are computed.
+
+        stale: the buffer was collected by an older copy of the actors (the
+        trainer's overlap: one update old). The update is then decoupled PPO
+        (Hilton et al., 2022): the clip is anchored on the actors as they are
+        now, the proximal policy, and each sample is weighted by
+        pi_prox / pi_behaviour. Plain PPO here, clipping against the old
+        behaviour policy, starts with many samples already outside the clip
+        range and stopped learning on the signal-game test.
+        """
+        batch = self._prepare_batch(buf, stale)
         cfg = self.cfg
         num_rows = batch["critic_x"].shape[0]
         if num_rows < cfg.num_minibatches:
@@ -294,7 +318,7 @@ class MAPPOLearner:
         metrics["charts/early_stopped"] = float(early_stopped)
         return metrics
 
-    def _prepare_batch(self, buf: RolloutBuffer) -> dict[str, Any]:
+    def _prepare_batch(self, buf: RolloutBuffer, stale: bool = False) -> dict[str, Any]:
         """Flatten (T, E) into rows, normalise, move to the device once."""
         self._check_buffer(buf)
         cfg = self.cfg
@@ -340,15 +364,21 @@ class MAPPOLearner:
         }
         for k, slot in enumerate(self.slots):
             pick = slice(None) if self._slot_is_everyone[k] else self._slot_index[k]
-            batch["slots"].append(
-                {
-                    "x": self._actor_input(k, obs),
-                    "actions": actions[:, pick, : slot.spec.width],
-                    "old_logp": old_logp[:, pick],
-                    "advantages": adv_t[:, pick],
-                    "mask": batch["mask"][:, pick],
-                }
-            )
+            data = {
+                "x": self._actor_input(k, obs),
+                "actions": actions[:, pick, : slot.spec.width],
+                "old_logp": old_logp[:, pick],
+                "advantages": adv_t[:, pick],
+                "mask": batch["mask"][:, pick],
+                "weights": None,
+            }
+            if stale:
+                with torch.no_grad():
+                    prox_logp, _ = self.actors[k].evaluate(data["x"], data["actions"])
+                prox_logp = torch.where(data["mask"], prox_logp, 0.0)
+                data["weights"] = (prox_logp - data["old_logp"]).exp()
+                data["old_logp"] = prox_logp
+            batch["slots"].append(data)
         return batch
 
     def _minibatch_step(
@@ -362,8 +392,9 @@ class MAPPOLearner:
         for actor, data in zip(self.actors, batch["slots"], strict=True):
             mask = data["mask"][rows]
             logp, entropy = actor.evaluate(data["x"][rows], data["actions"][rows])
+            weights = None if data["weights"] is None else data["weights"][rows]
             pg_loss, kl_stats = clipped_policy_loss(
-                logp, data["old_logp"][rows], data["advantages"][rows], cfg.clip_coef, mask
+                logp, data["old_logp"][rows], data["advantages"][rows], cfg.clip_coef, mask, weights
             )
             entropy_mean = masked_mean(entropy, mask)
             actor_losses.append(pg_loss - self.entropy_coef * entropy_mean)

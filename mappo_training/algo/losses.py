@@ -23,8 +23,12 @@ def clipped_policy_loss(
     advantages: torch.Tensor,
     clip_coef: float,
     mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, negated to minimise: mean of max(-A r, -A clip(r)).
+
+    weights: per-sample importance weights (decoupled PPO, see the learner),
+    multiplying each sample's term; None = 1.
 
     Also returns detached diagnostics: approx_kl (the unbiased (r - 1) - log r
     estimator), old_approx_kl (-log r) and clipfrac (share of |r - 1| > clip).
@@ -33,7 +37,10 @@ def clipped_policy_loss(
     ratio = log_ratio.exp()
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    surrogate = torch.maximum(unclipped, clipped)
+    if weights is not None:
+        surrogate = weights * surrogate
+    loss = masked_mean(surrogate, mask)
     with torch.no_grad():
         stats = {
             "approx_kl": masked_mean((ratio - 1.0) - log_ratio, mask),

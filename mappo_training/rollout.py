@@ -1,0 +1,152 @@
+"""One rollout: collecting it with a fixed policy, then its value targets.
+
+Collection needs only the actors, never the critic: the critic's values for
+every step are computed afterwards in one batched pass (`compute_targets`),
+just before the update that uses them. That split is what lets the trainer
+collect the next rollout with a frozen copy of the actors while the learner is
+still updating on this one (`BackgroundUpdate`): acting and learning then run
+on both cores at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # the algo package imports torch; this module must not, eagerly
+    from mappo_training.algo import RolloutBuffer
+
+# What a checkpoint keeps of a collected rollout whose update has not run yet.
+# Values, advantages and returns are left out: compute_targets remakes them.
+_STORED = ("obs", "state", "actions", "logp", "rewards", "terminated", "truncated", "active")
+
+
+@dataclass
+class Rollout:
+    """A filled buffer plus what GAE needs beyond it.
+
+    finals: for each step t at which arenas hit the time limit, (t, those
+    arenas, their final state, their final obs), whose values bootstrap the
+    truncated returns. last_obs / last_state: what the robots see after the
+    last step, whose values bootstrap the rollout's end.
+    """
+
+    buffer: RolloutBuffer
+    finals: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    last_obs: np.ndarray | None = None
+    last_state: np.ndarray | None = None
+    stale: bool = False
+    """Collected by a frozen copy of the actors one update older than the learner's."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "buffer": {name: getattr(self.buffer, name).copy() for name in _STORED},
+            "finals": [(t, idx.copy(), s.copy(), o.copy()) for t, idx, s, o in self.finals],
+            "last_obs": self.last_obs,
+            "last_state": self.last_state,
+            "stale": self.stale,
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        for name in _STORED:
+            getattr(self.buffer, name)[...] = data["buffer"][name]
+        self.buffer._filled[:] = True
+        self.buffer.ready = False
+        self.finals = list(data["finals"])
+        self.last_obs, self.last_state = data["last_obs"], data["last_state"]
+        self.stale = data["stale"]
+
+
+def collect(
+    env, learner, rollout: Rollout, obs, state, actors, on_episodes, *, stale: bool
+) -> tuple:
+    """Step every arena rollout.buffer.num_steps times with `actors`; returns (obs, state) after.
+
+    actors: the learner's own actors, or (stale=True) a frozen copy while the
+    learner updates in the background. on_episodes receives each step's finished
+    episodes (the progress statistics).
+    """
+    buf = rollout.buffer
+    rollout.finals, rollout.stale = [], stale
+    for t in range(buf.num_steps):
+        actions, logp = learner.act(obs, actors=actors)
+        next_obs, next_state, reward, terminated, truncated, info = env.step(actions)
+        if truncated.any():
+            ended = np.flatnonzero(truncated)
+            rollout.finals.append(
+                (t, ended, np.array(info["final_state"][ended]), np.array(info["final_obs"][ended]))
+            )
+        buf.add(
+            t,
+            obs=obs,
+            state=state,
+            actions=actions,
+            logp=logp,
+            values=0.0,  # filled by compute_targets
+            rewards=reward,
+            # A robot that arrives ends its own episode (no bootstrap past it),
+            # even on the rollout's last step.
+            terminated=terminated[:, None] | info["arrived"],
+            truncated=truncated,
+            active=info["active"],
+        )
+        on_episodes(info.get("episodes", []))
+        obs, state = next_obs, next_state
+    # Copies: an environment may hand out the same arrays again next step, and
+    # with overlap these are read only after the next rollout has begun.
+    rollout.last_obs, rollout.last_state = np.array(obs), np.array(state)
+    return obs, state
+
+
+def compute_targets(learner, rollout: Rollout, gamma: float, lam: float) -> None:
+    """The current critic's values for every stored step, then GAE returns and advantages."""
+    buf = rollout.buffer
+    T, E, N = buf.num_steps, buf.num_envs, buf.num_agents
+    flat_state = buf.state.reshape(T * E, N, buf.state_dim)
+    flat_obs = buf.obs.reshape(T * E, N, buf.obs_dim)
+    buf.values[...] = learner.value(flat_state, flat_obs).reshape(T, E, N)
+    buf.bootstrap_values[...] = 0.0
+    for t, ended, final_state, final_obs in rollout.finals:
+        buf.bootstrap_values[t, ended] = learner.value(final_state, final_obs)
+    last_values = learner.value(rollout.last_state, rollout.last_obs)
+    buf.compute_returns_and_advantages(last_values=last_values, gamma=gamma, lam=lam)
+
+
+class BackgroundUpdate:
+    """Run one update in a thread while the caller collects; `with` joins it.
+
+    Torch releases the GIL inside its kernels, so the update's arithmetic and
+    the collecting thread (mostly waiting on simulator workers) overlap. An
+    exception in the update is raised again in the caller after the join.
+    """
+
+    def __init__(self, update) -> None:
+        self._update = update
+        self._result: dict[str, float] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ppo-update", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._result = self._update()
+        except BaseException as err:  # re-raised in the caller's thread
+            self._error = err
+
+    def __enter__(self) -> BackgroundUpdate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Always wait: nothing may read or save the learner mid-update.
+        self._thread.join()
+
+    def result(self) -> dict[str, float]:
+        if self._thread.is_alive():
+            raise RuntimeError("BackgroundUpdate.result() before the update finished")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
