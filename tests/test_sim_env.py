@@ -268,6 +268,27 @@ def test_proximity_penalty_grows_as_a_neighbour_comes_closer(make_env):
     assert rewards[1] == pytest.approx(-(1.0 - 0.15 / 0.2), abs=1e-6)
 
 
+def test_keep_right_penalises_closing_on_a_neighbour_ahead_and_to_the_right(make_env):
+    weights = dict(progress=0.0, arrival=0.0, robot_collision=0.0, static_collision=0.0, time=0.0)
+    env = make_env(num_robots=2, reward=RewardConfig(**weights, keep_right=1.0))
+    goals = [[-1.5, 1.5], [1.5, -1.5]]
+
+    def first_reward(neighbour, actions):
+        env.reset(layouts=[fixed(env, [[0, 0, 0], neighbour], goals)])
+        _, _, reward, *_ = env.step(np.array([actions], np.float32))
+        return reward[0, 0]
+
+    # Robot 0 faces +x; the neighbour is 0.6 m ahead, 0.2 m to its right, facing it.
+    oncoming_right = [0.6, -0.2, math.pi]
+    assert first_reward(oncoming_right, [FORWARD, FORWARD]) < -0.2
+    # Mirrored to its left: the right way to pass, no penalty.
+    assert first_reward([0.6, 0.2, math.pi], [FORWARD, FORWARD]) == 0.0
+    # Both backing away from each other: not closing, no penalty.
+    assert first_reward(oncoming_right, [-FORWARD, -FORWARD]) == 0.0
+    # Beyond keep_right_range (1 m): no penalty.
+    assert first_reward([1.3, -0.2, math.pi], [FORWARD, FORWARD]) == 0.0
+
+
 def test_collision_ends_the_episode_only_when_configured(make_env):
     for end_on_collision in (False, True):
         env = make_env(num_robots=2, end_on_collision=end_on_collision)

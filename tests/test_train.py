@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -165,3 +166,15 @@ def test_warm_start_from_another_observation_layout_is_refused(tmp_path):
     cfg = tiny_config("sim.num_beams=36", f"run.init_actor_from={tmp_path / 'source'}")
     with pytest.raises(ConfigError, match="does not fit actor 0"):
         start(cfg, tmp_path / "warm", quiet=True)
+
+
+def test_bench_train_reports_training_against_env_only_throughput(capsys):
+    code = swarm(["bench", "train", "--json", "--updates", "1", *TINY])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["train_steps_per_s"] > 0 and report["env_steps_per_s"] > 0
+    assert report["ratio"] == pytest.approx(
+        report["train_steps_per_s"] / report["env_steps_per_s"], rel=1e-2
+    )
+    assert report["overlap"] is True, "the packaged config overlaps collection and update"
+    assert report["other_mode_train_steps_per_s"] > 0

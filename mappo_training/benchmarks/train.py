@@ -3,7 +3,9 @@
 Both numbers come from the same run, the same config, the same worker
 processes: first the environment alone (random actions, no learner), then
 full training updates (acting, critic values, GAE and the PPO update). Their
-ratio says how much of the machine the learning itself costs.
+ratio says how much of the machine the learning itself costs. A second trainer
+with run.overlap flipped is timed after them, so the two ways of sharing the
+cores (collect while updating, or in turn) are compared on the same machine.
 """
 
 from __future__ import annotations
@@ -38,30 +40,50 @@ def env_only_steps_per_s(env, steps: int, seed: int = 0) -> float:
     return steps * env.num_arenas * env.num_robots / (time.perf_counter() - start)
 
 
-def run(args: argparse.Namespace) -> int:
-    from mappo_training.experiment import load_train_config
+def training_steps_per_s(cfg, updates: int, measure_env: bool = False) -> tuple[float, float]:
+    """(training robot-steps/s, env-only robot-steps/s or nan) of a fresh trainer."""
     from mappo_training.train import start
 
-    cfg = load_train_config(args.config, ["run.eval_episodes=0", *args.overrides])
     run_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))
     trainer = start(cfg, run_dir, quiet=True)
     try:
-        env_sps = env_only_steps_per_s(trainer.env, cfg.run.rollout_steps * args.updates)
-        trainer.train_one_update()  # warm-up: first-call allocations
+        env_sps = float("nan")
+        if measure_env:
+            env_sps = env_only_steps_per_s(trainer.env, cfg.run.rollout_steps * updates)
+        trainer.train_one_update()  # warm-up: first-call allocations (and the first rollout)
         t0 = time.perf_counter()
-        for _ in range(args.updates):
+        for _ in range(updates):
             trainer.train_one_update()
-        train_sps = args.updates * trainer.steps_per_update / (time.perf_counter() - t0)
+        train_sps = updates * trainer.steps_per_update / (time.perf_counter() - t0)
     finally:
         trainer.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+    return train_sps, env_sps
+
+
+def run(args: argparse.Namespace) -> int:
+    from mappo_training.experiment import algo_config, load_train_config
+
+    cfg = load_train_config(args.config, ["run.eval_episodes=0", *args.overrides])
+    # The other way of using the cores, measured alongside so the choice of
+    # run.overlap can be checked on this machine.
+    other = load_train_config(
+        args.config,
+        ["run.eval_episodes=0", *args.overrides, f"run.overlap={str(not cfg.run.overlap).lower()}"],
+    )
+    train_sps, env_sps = training_steps_per_s(cfg, args.updates, measure_env=True)
+    other_sps, _ = training_steps_per_s(other, args.updates)
     ratio = train_sps / env_sps
+    mode = "overlapped" if cfg.run.overlap else "in turn"
+    other_mode = "in turn" if cfg.run.overlap else "overlapped"
     print(
         f"{cfg.run.num_arenas} arenas x {cfg.sim.get('num_robots', 4)} robots,"
-        f" {cfg.run.workers} workers, {cfg.run.rollout_steps} steps/rollout"
+        f" {cfg.run.workers} workers, {cfg.run.rollout_steps} steps/rollout,"
+        f" {algo_config(cfg).epochs} epochs"
     )
     print(f"env only:  {env_sps:10.0f} robot-steps/s")
-    print(f"training:  {train_sps:10.0f} robot-steps/s (acting, values, GAE, PPO update)")
+    print(f"training:  {train_sps:10.0f} robot-steps/s (collect and update {mode}: run.overlap)")
+    print(f"           {other_sps:10.0f} robot-steps/s (collect and update {other_mode})")
     print(f"ratio:     {ratio:10.2f}")
     if args.json:
         print(
@@ -70,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                     "train_steps_per_s": round(train_sps, 1),
                     "env_steps_per_s": round(env_sps, 1),
                     "ratio": round(ratio, 3),
+                    "overlap": cfg.run.overlap,
+                    "other_mode_train_steps_per_s": round(other_sps, 1),
                 }
             )
         )

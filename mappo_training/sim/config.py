@@ -54,6 +54,15 @@ class RewardConfig:
     A dense warning before the collision penalty; 0 = off."""
     proximity_gap: float = 0.2
     """Footprint-to-footprint distance in metres below which `proximity` applies."""
+    keep_right: float = 0.0
+    """Penalty per step, at contact, for a driving robot that is closing on a
+    neighbour ahead and to its right: about to pass it on the wrong side. Falls
+    linearly to 0 at keep_right_range. A traffic rule (as in socially aware
+    CADRL): when every robot keeps right, head-on and crossing encounters
+    resolve the same way for all, where a learned policy otherwise hesitates
+    and deadlocks in dense crossings such as the circle. 0 = off."""
+    keep_right_range: float = 1.0
+    """Centre-to-centre distance in metres within which `keep_right` applies."""
     team_share: float = 1.0
     """How much of each robot's reward is the team mean (the rest is its own
     terms): 1 = pure team reward, 0 = individual rewards. A mix keeps the task
@@ -64,10 +73,12 @@ class RewardConfig:
             isinstance(self.team_share, int | float) and 0.0 <= self.team_share <= 1.0,
             f"reward.team_share={self.team_share!r}: must be in [0, 1]",
         )
-        _require(
-            math.isfinite(self.proximity_gap) and self.proximity_gap > 0,
-            f"reward.proximity_gap={self.proximity_gap!r}: must be > 0 (metres)",
-        )
+        for name in ("proximity_gap", "keep_right_range"):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, int | float) and math.isfinite(value) and value > 0,
+                f"reward.{name}={value!r}: must be > 0 (metres)",
+            )
         for name in (
             "progress",
             "arrival",
@@ -75,6 +86,7 @@ class RewardConfig:
             "static_collision",
             "time",
             "proximity",
+            "keep_right",
         ):
             value = getattr(self, name)
             _require(

@@ -26,7 +26,7 @@ from mappo_training.config import ConfigError
 from mappo_training.sim.config import SimConfig, load_sim_config
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
-from mappo_training.sim.reward import robot_rewards
+from mappo_training.sim.reward import robot_rewards, wrong_side_closeness
 from mappo_training.sim.scenarios import (
     ArenaLayout,
     default_max_steps,
@@ -214,8 +214,20 @@ class BatchedSwarmEnv:
         if self.cfg.reward.proximity and self.num_robots > 1:
             nearest = robot_distances(poses[..., :2]).min(axis=-1)
             gap = nearest - 2 * self.profile.radius
+        wrong_side = None
+        if self.cfg.reward.keep_right and self.num_robots > 1:
+            wrong_side = wrong_side_closeness(
+                poses, world.velocities(), self.cfg.reward.keep_right_range
+            )
         rewards = robot_rewards(
-            self.cfg.reward, progress, arrived, contacts.robot, contacts.static, driving, gap
+            self.cfg.reward,
+            progress,
+            arrived,
+            contacts.robot,
+            contacts.static,
+            driving,
+            gap,
+            wrong_side,
         )
         self._steps += 1
         # The episode's reported return is the team's (mean over robots).
