@@ -43,6 +43,12 @@ class RunConfig:
     """Torch device of the learner: cpu, cuda, cuda:1, ..."""
     torch_threads: int = 1
     """Torch intra-op threads while collecting rollouts (small batches: 1 is fastest)."""
+    matmul_precision: str = "highest"
+    """torch.set_float32_matmul_precision for the run: "highest" (float32), or
+    "high" / "medium", which let matrix products round their inputs to tf32 /
+    bfloat16 and accumulate in float32 where the hardware does that natively
+    (CPUs with AMX or AVX512-BF16, recent GPUs): the update's products then run
+    about 1.4x faster. Everything else (LayerNorm, losses, optimiser) stays float32."""
     overlap: bool = True
     """Collect the next rollout (with a frozen copy of the actors) while the PPO
     update runs, so the simulator workers and the learner work at the same time.
@@ -75,6 +81,10 @@ class RunConfig:
             )
         if self.checkpoint_every < 1:
             raise ConfigError(f"run.checkpoint_every={self.checkpoint_every} must be >= 1")
+        if self.matmul_precision not in ("highest", "high", "medium"):
+            raise ConfigError(
+                f"run.matmul_precision={self.matmul_precision!r}: use 'highest', 'high' or 'medium'"
+            )
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"run.device={self.device!r}: use 'cpu', 'cuda' or 'cuda:<index>'")
 

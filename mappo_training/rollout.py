@@ -4,8 +4,10 @@ Collection needs only the actors, never the critic: the critic's values for
 every step are computed afterwards in one batched pass (`compute_targets`),
 just before the update that uses them. That split is what lets the trainer
 collect the next rollout with a frozen copy of the actors while the learner is
-still updating on this one (`BackgroundUpdate`): acting and learning then run
-on both cores at once.
+still updating on this one: acting and learning then run on both cores at
+once. With simulator workers each worker acts for its own arenas
+(`remote_rollout`), so the workers never wait for each other or for the
+learner; without them the update runs in a thread (`BackgroundUpdate`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ class Rollout:
             "stale": self.stale,
         }
 
+    def load_parts(self, parts: list[dict[str, Any]], offsets: list[int]) -> None:
+        """Fill this rollout from workers' `state_dict()`s of consecutive arena
+        slices (worker w's arenas start at offsets[w])."""
+        for name in _STORED:
+            getattr(self.buffer, name)[...] = np.concatenate(
+                [part["buffer"][name] for part in parts], axis=1
+            )
+        self.buffer._filled[:] = True
+        self.buffer.ready = False
+        self.finals = [
+            (t, arenas + offset, s, o)
+            for part, offset in zip(parts, offsets, strict=True)
+            for t, arenas, s, o in part["finals"]
+        ]
+        self.last_obs = np.concatenate([part["last_obs"] for part in parts], axis=0)
+        self.last_state = np.concatenate([part["last_state"] for part in parts], axis=0)
+        self.stale = parts[0]["stale"]
+
     def load_state_dict(self, data: dict[str, Any]) -> None:
         for name in _STORED:
             getattr(self.buffer, name)[...] = data["buffer"][name]
@@ -61,18 +81,19 @@ class Rollout:
 
 
 def collect(
-    env, learner, rollout: Rollout, obs, state, actors, on_episodes, *, stale: bool
+    env, learner, rollout: Rollout, obs, state, actors, on_episodes, *, stale: bool, generator=None
 ) -> tuple:
     """Step every arena rollout.buffer.num_steps times with `actors`; returns (obs, state) after.
 
     actors: the learner's own actors, or (stale=True) a frozen copy while the
-    learner updates in the background. on_episodes receives each step's finished
+    learner updates in the background. generator: the action noise's RNG
+    (None: the learner's own). on_episodes receives each step's finished
     episodes (the progress statistics).
     """
     buf = rollout.buffer
     rollout.finals, rollout.stale = [], stale
     for t in range(buf.num_steps):
-        actions, logp = learner.act(obs, actors=actors)
+        actions, logp = learner.act(obs, actors=actors, generator=generator)
         next_obs, next_state, reward, terminated, truncated, info = env.step(actions)
         if truncated.any():
             ended = np.flatnonzero(truncated)
@@ -99,6 +120,76 @@ def collect(
     # with overlap these are read only after the next rollout has begun.
     rollout.last_obs, rollout.last_state = np.array(obs), np.array(state)
     return obs, state
+
+
+@dataclass
+class ActingSpec:
+    """What a simulator worker needs to act for the run: the shape of its actors."""
+
+    algo: Any  # AlgoConfig
+    obs_dims: list[int]
+    action_specs: list
+    state_dim: int
+    matmul_precision: str = "highest"
+
+
+def remote_rollout(env, cache: dict, request: dict[str, Any]) -> dict[str, Any]:
+    """Worker side (vec_env): collect one rollout of this worker's arenas.
+
+    The request carries everything: the actors' weights (as numpy, so nothing
+    is shared with the learner's live tensors), the sampling RNG state, the
+    observations to start from and the step count. The reply is the rollout's
+    `state_dict()`, the finished episodes and the RNG state after. The worker
+    itself keeps no state between rollouts but its simulator.
+    """
+    import torch
+
+    from mappo_training.algo import MAPPOLearner, RolloutBuffer
+
+    spec: ActingSpec = request["spec"]
+    if cache.get("spec") != spec:
+        torch.set_num_threads(1)
+        torch.set_float32_matmul_precision(spec.matmul_precision)
+        cache["learner"] = MAPPOLearner(
+            spec.algo, spec.obs_dims, spec.action_specs, spec.state_dim, device="cpu", seed=0
+        )
+        cache["spec"] = spec
+    learner = cache["learner"]
+    learner.actors.load_state_dict({k: torch.from_numpy(v) for k, v in request["actors"].items()})
+    generator = torch.Generator()
+    generator.set_state(torch.from_numpy(request["rng"]))
+    rollout = Rollout(
+        RolloutBuffer(
+            request["steps"],
+            env.num_arenas,
+            env.num_robots,
+            obs_dim=env.obs_dim,
+            state_dim=env.state_dim,
+            act_dim=env.action_dim,
+        )
+    )
+    episodes: list[dict] = []
+    collect(
+        env,
+        learner,
+        rollout,
+        request["obs"],
+        request["state"],
+        None,
+        episodes.extend,
+        stale=request["stale"],
+        generator=generator,
+    )
+    return {
+        "rollout": rollout.state_dict(),
+        "episodes": episodes,
+        "rng": generator.get_state().numpy(),
+    }
+
+
+def actor_weights(learner) -> dict[str, np.ndarray]:
+    """The actors' weights as numpy copies, for a rollout request."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in learner.actors.state_dict().items()}
 
 
 def compute_targets(learner, rollout: Rollout, gamma: float, lam: float) -> None:

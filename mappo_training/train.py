@@ -34,7 +34,14 @@ from mappo_training.experiment import (
     resolved,
     validate,
 )
-from mappo_training.rollout import BackgroundUpdate, Rollout, collect, compute_targets
+from mappo_training.rollout import (
+    ActingSpec,
+    BackgroundUpdate,
+    Rollout,
+    actor_weights,
+    collect,
+    compute_targets,
+)
 
 RUNS_DIR = Path("runs")
 
@@ -182,6 +189,7 @@ class Trainer:
         self.quiet = quiet
         self.hash = config_hash(cfg)
         torch.set_num_threads(cfg.run.torch_threads)
+        torch.set_float32_matmul_precision(cfg.run.matmul_precision)
         seed_everything(cfg.run.seed)
         self.algo_cfg = algo_config(cfg)
         self.env = make_env(cfg)
@@ -212,6 +220,22 @@ class Trainer:
         ]
         # A collected rollout whose update has not run yet (overlap only).
         self.pending: Rollout | None = None
+        # Simulator workers act for their own arenas (rollout.remote_rollout),
+        # each drawing its action noise from its own RNG, whose state lives here.
+        self._remote = hasattr(self.env, "start_rollouts")
+        self._worker_rngs: list[np.ndarray] = []
+        if self._remote:
+            self._acting_spec = ActingSpec(
+                self.algo_cfg,
+                obs_dims_of(self.env),
+                action_specs_of(self.env),
+                self.env.state_dim,
+                cfg.run.matmul_precision,
+            )
+            self._worker_rngs = [
+                torch.Generator().manual_seed(cfg.run.seed * 1000 + w).get_state().numpy()
+                for w in range(self.env.num_workers)
+            ]
         self._mid_update = False
         if cfg.run.init_actor_from:
             warm_start_actors(self.learner, Path(cfg.run.init_actor_from))
@@ -250,6 +274,7 @@ class Trainer:
                 "obs": self.obs,
                 "state": self.state,
                 "pending_rollout": None if self.pending is None else self.pending.state_dict(),
+                "worker_rngs": self._worker_rngs,
                 "obs_dims": obs_dims_of(self.env),
                 "action_dim": self.env.action_dim,
                 "state_dim": self.env.state_dim,
@@ -274,13 +299,15 @@ class Trainer:
         if data.get("pending_rollout") is not None and data.get("env_snapshot") is not None:
             self.pending = self._rollouts[0]
             self.pending.load_state_dict(data["pending_rollout"])
+        if self._remote and len(data.get("worker_rngs") or []) == len(self._worker_rngs):
+            self._worker_rngs = data["worker_rngs"]
         ckpt.restore_rng_states(data["rng"])
 
     # -- one update --------------------------------------------------------- #
 
     def collect(self, rollout: Rollout, actors=None) -> Rollout:
-        """Fill `rollout` with T steps of every arena, acting with the learner's
-        actors or, given, a frozen copy of them (the rollout is then stale)."""
+        """Fill `rollout` with T steps of every arena, here, acting with the
+        learner's actors or, given, a frozen copy of them (the rollout is then stale)."""
         self.obs, self.state = collect(
             self.env,
             self.learner,
@@ -293,22 +320,61 @@ class Trainer:
         )
         return rollout
 
+    def start_remote_collect(self, *, stale: bool) -> None:
+        """Each simulator worker starts a rollout of its arenas with the actors
+        as they are now (their weights travel by value)."""
+        weights = actor_weights(self.learner)
+        requests = [
+            {
+                "spec": self._acting_spec,
+                "actors": weights,
+                "rng": rng,
+                "obs": obs,
+                "state": state,
+                "steps": self.cfg.run.rollout_steps,
+                "stale": stale,
+            }
+            for rng, obs, state in zip(
+                self._worker_rngs, self.env.split(self.obs), self.env.split(self.state), strict=True
+            )
+        ]
+        self.env.start_rollouts(requests)
+
+    def finish_remote_collect(self, rollout: Rollout) -> Rollout:
+        replies = self.env.finish_rollouts()
+        offsets = self.env.arena_offsets
+        rollout.load_parts([r["rollout"] for r in replies], offsets)
+        self._worker_rngs = [r["rng"] for r in replies]
+        for reply, offset in zip(replies, offsets, strict=True):
+            self.stats.add([dict(ep, arena=ep["arena"] + offset) for ep in reply["episodes"]])
+        self.obs, self.state = rollout.last_obs, rollout.last_state
+        return rollout
+
     def train_one_update(self) -> dict[str, float]:
         """One PPO update on a freshly collected rollout.
 
-        With run.overlap the next rollout is collected, by a frozen copy of the
-        actors, while this update runs; the following update then learns from
-        data one update old, which PPO's ratio to the behaviour policy (whose
-        log-probs the rollout stores) accounts for.
+        With run.overlap the next rollout is collected, by the actors as they
+        were before this update, while this update runs; the following update
+        then learns from data one update old (the learner's decoupled PPO
+        accounts for it). Simulator workers collect it by themselves; without
+        them the update runs in a thread while this one collects.
         """
         start = time.perf_counter()
         self._mid_update = True
         self.learner.set_progress(self.update / self.num_updates)
         if self.pending is None:
-            self.pending = self.collect(self._rollouts[0])
+            if self._remote:
+                self.start_remote_collect(stale=False)
+                self.pending = self.finish_remote_collect(self._rollouts[0])
+            else:
+                self.pending = self.collect(self._rollouts[0])
         batch, self.pending = self.pending, None
-        if self.cfg.run.overlap and self.update + 1 < self.num_updates:
-            spare = next(r for r in self._rollouts if r is not batch)
+        spare = next((r for r in self._rollouts if r is not batch), None)
+        if self.cfg.run.overlap and self.update + 1 < self.num_updates and self._remote:
+            self.start_remote_collect(stale=True)
+            metrics = self._update(batch)
+            self.pending = self.finish_remote_collect(spare)
+        elif self.cfg.run.overlap and self.update + 1 < self.num_updates:
             frozen = self.learner.frozen_actors()
             with BackgroundUpdate(lambda: self._update(batch)) as job:
                 self.pending = self.collect(spare, frozen)

@@ -20,6 +20,7 @@ WORKER_SEED_STRIDE = 104_729  # a prime, so worker seed ranges never overlap
 
 def _worker(conn, make_env, kwargs) -> None:
     env = None
+    acting: dict = {}  # the worker's actor copy, built on the first rollout request
     try:
         env = make_env(**kwargs)
         conn.send(("ready", _describe(env)))
@@ -27,6 +28,10 @@ def _worker(conn, make_env, kwargs) -> None:
             cmd, arg = conn.recv()
             if cmd == "step":
                 conn.send(("ok", env.step(arg)))
+            elif cmd == "rollout":
+                from mappo_training.rollout import remote_rollout
+
+                conn.send(("ok", remote_rollout(env, acting, arg)))
             elif cmd == "reset":
                 conn.send(("ok", env.reset(seed=arg)))
             elif cmd == "snapshot":
@@ -130,6 +135,29 @@ class WorkerPool:
             else:
                 info[key] = np.concatenate([p[5][key] for p in parts], axis=0)
         return obs, state, reward, terminated, truncated, info
+
+    @property
+    def num_workers(self) -> int:
+        return len(self._conns)
+
+    @property
+    def arena_offsets(self) -> list[int]:
+        """Index of each worker's first arena in the pool's arena axis."""
+        return list(self._offsets)
+
+    def split(self, arrays: np.ndarray) -> list[np.ndarray]:
+        """An (K, ...) array cut into each worker's arenas."""
+        return np.split(np.asarray(arrays), np.cumsum(self._split)[:-1], axis=0)
+
+    def start_rollouts(self, requests: list[dict]) -> None:
+        """Every worker starts collecting a rollout of its arenas (see
+        rollout.remote_rollout); `finish_rollouts` collects the replies. In
+        between the caller is free: that is where the learner updates."""
+        for conn, request in zip(self._conns, requests, strict=True):
+            conn.send(("rollout", request))
+
+    def finish_rollouts(self) -> list[dict]:
+        return [self._receive(c) for c in self._conns]
 
     def snapshot(self) -> list:
         return self._all("snapshot", [None] * len(self._conns))

@@ -38,15 +38,23 @@ def learner_params(trainer) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, overlap):
+@pytest.mark.parametrize(
+    ("overlap", "workers"),
+    [(True, 0), (False, 0), (True, 2)],
+    ids=["overlap", "in-turn", "workers"],
+)
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, overlap, workers):
     """With overlap the checkpoint also carries the rollout collected during the
-    last update; resuming must learn from exactly that one."""
-    cfg = tiny_config(f"run.overlap={str(overlap).lower()}")
+    last update; resuming must learn from exactly that one. With workers, each
+    worker acts for its arenas with its own RNG, whose state the checkpoint keeps."""
+    cfg = tiny_config(f"run.overlap={str(overlap).lower()}", f"run.workers={workers}")
     straight = start(cfg, tmp_path / "straight", quiet=True)
     try:
         straight.train_one_update()
         straight.save_checkpoint()
+        # Two more: the second learns from the rollout collected (with the
+        # restored RNGs) during the first.
+        straight.train_one_update()
         straight.train_one_update()
         expected = learner_params(straight)
     finally:
@@ -60,6 +68,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, overlap):
     again = resume(resumed_dir, quiet=True)
     try:
         assert again.update == 1
+        again.train_one_update()
         again.train_one_update()
         got = learner_params(again)
     finally:

@@ -203,28 +203,33 @@ class MAPPOLearner:
         return frozen.requires_grad_(False)
 
     def act(
-        self, obs: np.ndarray, deterministic: bool = False, actors: nn.ModuleList | None = None
+        self,
+        obs: np.ndarray,
+        deterministic: bool = False,
+        actors: nn.ModuleList | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Actions (E, N, A) float32 (raw samples; the env clips) and their log-probs (E, N).
 
         actors: a `frozen_actors()` copy to act with instead of the live ones.
+        generator: RNG of the action noise instead of the learner's own.
         """
         if actors is None:
             actors = self.actors
+        if generator is None:
+            generator = self._sample_rng
         with torch.inference_mode():
             obs_t = self._tensor(obs, "obs", self.obs_dim)
             lead = obs_t.shape[:-2]
             if len(self.slots) == 1 and self.slots[0].spec.width == self.act_dim:
                 actions, logp = actors[0].sample(
-                    self._actor_input(0, obs_t), self._sample_rng, deterministic
+                    self._actor_input(0, obs_t), generator, deterministic
                 )
             else:
                 actions = torch.zeros(*lead, self.num_agents, self.act_dim, device=self.device)
                 logp = torch.zeros(*lead, self.num_agents, device=self.device)
                 for k, actor in enumerate(actors):
-                    a, lp = actor.sample(
-                        self._actor_input(k, obs_t), self._sample_rng, deterministic
-                    )
+                    a, lp = actor.sample(self._actor_input(k, obs_t), generator, deterministic)
                     index = self._slot_index[k]
                     actions[..., index, : a.shape[-1]] = a
                     logp[..., index] = lp

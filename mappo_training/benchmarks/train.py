@@ -19,11 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+# Env-only phases of this many rollouts' worth of steps (about 2 s each here):
+# a single rollout's 0.4 s varied by 30% between runs.
+ENV_ROLLOUTS = 5
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="nav_random_4", help="training config (name or YAML)")
     p.add_argument(
-        "--updates", type=int, default=4, help="timed training updates (after one warm-up)"
+        "--updates", type=int, default=6, help="timed training updates (after one warm-up)"
     )
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -46,19 +50,24 @@ def training_steps_per_s(cfg, updates: int, measure_env: bool = False) -> tuple[
 
     run_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))
     trainer = start(cfg, run_dir, quiet=True)
+    env_steps = ENV_ROLLOUTS * cfg.run.rollout_steps
     try:
-        env_sps = float("nan")
+        env_before = env_sps_after = float("nan")
         if measure_env:
-            env_sps = env_only_steps_per_s(trainer.env, cfg.run.rollout_steps * updates)
+            env_before = env_only_steps_per_s(trainer.env, env_steps)
         trainer.train_one_update()  # warm-up: first-call allocations (and the first rollout)
         t0 = time.perf_counter()
         for _ in range(updates):
             trainer.train_one_update()
         train_sps = updates * trainer.steps_per_update / (time.perf_counter() - t0)
+        if measure_env:
+            env_sps_after = env_only_steps_per_s(trainer.env, env_steps)
     finally:
         trainer.close()
         shutil.rmtree(run_dir, ignore_errors=True)
-    return train_sps, env_sps
+    # Env-only timed before and after the training updates: on a shared machine
+    # the load drifts, and the bracket's mean matches the training window better.
+    return train_sps, (env_before + env_sps_after) / 2
 
 
 def run(args: argparse.Namespace) -> int:
