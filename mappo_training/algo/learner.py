@@ -287,7 +287,7 @@ class MAPPOLearner:
         trainer's overlap: one update old). The update is then decoupled PPO
         (Hilton et al., 2022): the clip is anchored on the actors as they are
         now, the proximal policy, and each sample is weighted by
-        pi_prox / pi_behaviour. Plain PPO here, clipping against the old
+        pi_prox / pi_behaviour, truncated at 1. Plain PPO here, clipping against the old
         behaviour policy, starts with many samples already outside the clip
         range and stopped learning on the signal-game test.
         """
@@ -381,7 +381,11 @@ class MAPPOLearner:
                 with torch.no_grad():
                     prox_logp, _ = self.actors[k].evaluate(data["x"], data["actions"])
                 prox_logp = torch.where(data["mask"], prox_logp, 0.0)
-                data["weights"] = (prox_logp - data["old_logp"]).exp()
+                # Truncated at 1, as IMPALA truncates its importance weights:
+                # where the behaviour policy made an action much less likely
+                # than the current one does, an untruncated weight let a few
+                # samples steer the whole update (approx_kl 1e5 on run c3).
+                data["weights"] = (prox_logp - data["old_logp"]).exp().clamp(max=1.0)
                 data["old_logp"] = prox_logp
             batch["slots"].append(data)
         return batch
