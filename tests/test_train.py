@@ -139,6 +139,15 @@ def test_bad_config_values_are_named(override, named):
         load_train_config("nav_random_4", [override])
 
 
+def test_scientific_notation_is_a_number_as_users_type_it():
+    cfg = load_train_config("nav_random_4", ["algo.actor_lr=5e-5", "algo.critic_lr=1E-4"])
+    from mappo_training.experiment import algo_config
+
+    assert algo_config(cfg).actor_lr == 5e-5 and algo_config(cfg).critic_lr == 1e-4
+    with pytest.raises(ConfigError, match=r"algo\.actor_lr"):
+        algo_config(load_train_config("nav_random_4", ["algo.actor_lr=fast"]))
+
+
 def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
     code = swarm(["train", "--runs-dir", str(tmp_path), "run.total_steps=-1"])
     assert code == 2
