@@ -165,8 +165,10 @@ def check_parity(module, path: Path, observations: np.ndarray) -> float:
     import onnxruntime as ort
     import torch
 
+    from mappo_training.algo.networks import float32_matmuls
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with torch.no_grad():
+    with torch.no_grad(), float32_matmuls():
         expected = module(torch.as_tensor(observations)).numpy()
     got = session.run(["cmd_vel"], {"obs": observations})[0]
     worst = float(np.max(np.abs(got - expected)))

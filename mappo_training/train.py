@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import random
 import shutil
 import signal
@@ -106,7 +107,8 @@ def warm_start_actors(learner, source: Path) -> None:
 
     Every actor of this learner gets the source's (first) actor; shapes must
     match (same observation layout and network), and an error says which
-    differs. Optimiser state is not copied: the new task starts its own.
+    differs. The action std restarts at algo.init_std, and optimiser state is
+    not copied: the new task starts its own.
     """
     import torch
 
@@ -135,6 +137,12 @@ def warm_start_actors(learner, source: Path) -> None:
                 + " (the source must have the same observation layout and network)"
             )
         actor.load_state_dict({name: weights[name] for name in mine})
+        if hasattr(actor, "log_std"):
+            # The new task explores from algo.init_std: a source trained down to
+            # a small std makes every early step of a fresh Adam a large change
+            # in probability (approx_kl 0.7 per step at std 0.08, run c4).
+            with torch.no_grad():
+                actor.log_std.fill_(math.log(learner.cfg.init_std))
 
 
 # --------------------------------------------------------------------------- #
@@ -189,10 +197,23 @@ class Trainer:
         self.quiet = quiet
         self.hash = config_hash(cfg)
         torch.set_num_threads(cfg.run.torch_threads)
+        # Process-wide in torch: put back by close(), so that evaluation and
+        # export after training run in full float32.
+        self._matmul_precision_before = torch.get_float32_matmul_precision()
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
         seed_everything(cfg.run.seed)
         self.algo_cfg = algo_config(cfg)
         self.env = make_env(cfg)
+        try:
+            self._build(cfg)
+        except BaseException:
+            # A bad warm-start source, say: stop the workers, put torch back.
+            self.close()
+            raise
+
+    def _build(self, cfg: TrainConfig) -> None:
+        import torch
+
         self.num_arenas = self.env.num_arenas
         self.num_robots = self.env.num_robots
         from mappo_training.algo import MAPPOLearner, RolloutBuffer
@@ -460,7 +481,10 @@ class Trainer:
             print(f"interrupted: saved {path}; continue with `swarm train --resume {self.run_dir}`")
 
     def close(self) -> None:
+        import torch
+
         self.env.close()
+        torch.set_float32_matmul_precision(self._matmul_precision_before)
 
 
 def _progress_bar(total: int, done: int, steps_per_update: int, quiet: bool):

@@ -159,20 +159,27 @@ def test_warm_start_copies_actor_weights_from_a_run_or_an_exported_model(tmp_pat
     try:
         source.train_one_update()
         source.save_checkpoint()
-        expected = [p.detach().clone() for p in source.learner.actor_for(0).parameters()]
+        expected = {
+            name: p.detach().clone() for name, p in source.learner.actor_for(0).named_parameters()
+        }
     finally:
         source.close()
     assert swarm(["export", str(tmp_path / "source"), "--out", str(tmp_path / "model")]) == 0
     for origin in (tmp_path / "source", tmp_path / "model"):
         # Twice the robots: the shared actor carries over, the critic starts fresh.
-        cfg = tiny_config("sim.num_robots=4", f"run.init_actor_from={origin}")
+        cfg = tiny_config("sim.num_robots=4", f"run.init_actor_from={origin}", "algo.init_std=0.5")
         warm = start(cfg, tmp_path / f"warm-{origin.name}", quiet=True)
         try:
-            got = [p.detach() for p in warm.learner.actor_for(0).parameters()]
+            actor = warm.learner.actor_for(0)
+            got = {name: p.detach() for name, p in actor.named_parameters()}
+            std = actor.action_std().detach()
         finally:
             warm.close()
-        for a, b in zip(got, expected, strict=True):
-            assert torch.equal(a, b)
+        assert got.keys() == expected.keys()
+        for name in got.keys() - {"log_std"}:
+            assert torch.equal(got[name], expected[name]), name
+        # The std is the new config's starting std, not the source's.
+        torch.testing.assert_close(std, torch.full_like(std, 0.5))
 
 
 def test_warm_start_from_another_observation_layout_is_refused(tmp_path):

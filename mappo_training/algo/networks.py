@@ -9,6 +9,7 @@ torch.distributions costs more than the network itself at rollout batch sizes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -17,6 +18,19 @@ from torch import nn
 from mappo_training.algo.config import ActionSpec
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@contextlib.contextmanager
+def float32_matmuls():
+    """Full float32 matrix products inside, whatever run.matmul_precision set
+    for training: the exporter's parity check compares against onnxruntime's
+    float32 to 1e-5, which bfloat16-rounded inputs miss."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def layer_init(layer: nn.Linear, gain: float, ortho: bool = True) -> nn.Linear:
