@@ -112,6 +112,7 @@ def evaluate_model_dir(
     seed: int = 12345,
     render: Path | None = None,
     sim_base: dict | None = None,
+    start_jitter: float | None = None,
 ) -> dict:
     """Score an exported policy folder in the simulator, through robot_io and onnxruntime."""
     card_path = model_dir / "policy.yaml"
@@ -122,18 +123,22 @@ def evaluate_model_dir(
     from mappo_training.config import from_dict
     from mappo_training.sim import SimConfig
 
-    sim = task(sim_base, scenario, robots)
+    sim = task(sim_base, scenario, robots, start_jitter)
     policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
     return score(policy, str(model_dir), sim, episodes, seed, render)
 
 
-def task(sim_base: dict, scenario: str | None, robots: int | None) -> dict:
-    """The sim config trained on, with the scenario and robot count asked for."""
+def task(
+    sim_base: dict, scenario: str | None, robots: int | None, start_jitter: float | None = None
+) -> dict:
+    """The sim config trained on, with the scenario, robot count and start jitter asked for."""
     sim = dict(sim_base)
     if scenario:
         sim["scenario"] = scenario
     if robots:
         sim["num_robots"] = robots
+    if start_jitter is not None:
+        sim["start_jitter"] = start_jitter
     return sim
 
 
@@ -150,6 +155,8 @@ def score(
         "robots": sim.get("num_robots"),
         **summarize(results),
     }
+    if sim.get("start_jitter"):
+        report["start_jitter_m"] = sim["start_jitter"]
     if render is not None and recording is not None:
         report["render"] = str(render_episode(recording, render))
     return report
@@ -239,9 +246,11 @@ def evaluate_checkpoint(
     robots: int | None = None,
     seed: int = 12345,
     render: Path | None = None,
+    start_jitter: float | None = None,
 ) -> dict:
     policy, config = load_checkpoint_policy(path)
-    return score(policy, str(path), task(config["sim"], scenario, robots), episodes, seed, render)
+    sim = task(config["sim"], scenario, robots, start_jitter)
+    return score(policy, str(path), sim, episodes, seed, render)
 
 
 def render_episode(recording: dict, out: Path) -> Path:
@@ -255,8 +264,13 @@ def render_episode(recording: dict, out: Path) -> Path:
 
 def print_report(report: dict) -> None:
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    jitter = (
+        f" (starts jittered, std {report['start_jitter_m']} m)"
+        if "start_jitter_m" in report
+        else ""
+    )
     print(
-        f"{report['scenario']} x {report['robots']} robots, {report['episodes']} episodes:"
+        f"{report['scenario']} x {report['robots']} robots{jitter}, {report['episodes']} episodes:"
         f" success {pct(report['success_rate'])}, collisions {pct(report['collision_rate'])},"
         f" robots arrived {pct(report['arrived_fraction'])},"
         f" time-to-goal {report['time_to_goal_s']} s, path efficiency {report['path_efficiency']}"
@@ -271,6 +285,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robots", type=int, help="robots per arena (default: as trained)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument(
+        "--start-jitter",
+        type=float,
+        metavar="M",
+        help="random offset (std, metres) of circle/swap starts; default: as trained (exact)",
+    )
     p.add_argument("--render", type=Path, help="write the first episode as .gif or .png")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
 
@@ -288,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
                 robots=args.robots,
                 seed=args.seed,
                 render=args.render,
+                start_jitter=args.start_jitter,
             )
             return _print(report, args.json)
         path = resolve_target(args.target)
@@ -298,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
             robots=args.robots,
             seed=args.seed,
             render=args.render,
+            start_jitter=args.start_jitter,
         )
     except ValueError as err:  # ConfigError, a refused model (PolicyRejected), a bad --robots
         print(f"error: {err}", file=sys.stderr)

@@ -63,10 +63,11 @@ class RunConfig:
     """Write a checkpoint every this many updates (and always at the end)."""
     eval_episodes: int = 50
     """Episodes of deterministic evaluation at the end of training (0 = none)."""
-    init_actor_from: str = ""
+    init_actor_from: str | None = None
     """Warm start: copy actor weights from a checkpoint (.pt), a run folder or an
     exported model folder (its torch_reference.pt) before training; the critic
-    starts fresh. For curricula, e.g. from 4 robots to 8. Empty = random init."""
+    starts fresh and the action std restarts at algo.init_std. For curricula,
+    e.g. from 4 robots to 8. Empty or null = random init."""
 
     def __post_init__(self) -> None:
         positive = ("total_steps", "num_arenas", "rollout_steps", "torch_threads", "update_threads")

@@ -336,6 +336,17 @@ def test_circle_scenario_puts_goals_antipodal_so_everyone_meets_in_the_middle():
     assert np.allclose(heading, -layout.starts[:, :2] / radius[:, None])  # facing the centre
 
 
+def test_start_jitter_moves_circle_starts_a_little_and_leaves_goals():
+    exact = draw_layout(np.random.default_rng(0), SimConfig(num_robots=6, scenario="circle"), 4, R)
+    cfg = SimConfig(num_robots=6, scenario="circle", start_jitter=0.02)
+    jittered = draw_layout(np.random.default_rng(0), cfg, 4.0, R)
+    offset = np.linalg.norm(jittered.starts[:, :2] - exact.starts[:, :2], axis=1)
+    assert np.all(offset > 0) and np.all(offset < 0.1)
+    np.testing.assert_array_equal(jittered.goals, exact.goals)
+    with pytest.raises(ValueError, match="start_jitter"):
+        SimConfig(scenario="circle", start_jitter=1.0)
+
+
 def test_swap_scenario_groups_exchange_sides():
     cfg = SimConfig(num_robots=5, scenario="swap")
     layout = draw_layout(np.random.default_rng(1), cfg, 4.0, R)

@@ -130,6 +130,13 @@ class SimConfig:
     circle_radius: float | None = None
     """Radius of the circle scenario in metres. None: as large as the arena allows.
     Grows when the robots would not fit on it with min_separation."""
+    start_jitter: float = 0.0
+    """Standard deviation, metres, of a random offset added to each start of the
+    circle and swap layouts, which are symmetric by construction. 0 = exact.
+    Exactly symmetric starts give every robot the same view, so deterministic
+    policies act in lockstep and can hold a symmetric standoff forever; real
+    robots are never placed that exactly (RVO2's circle demo perturbs its
+    agents for the same reason)."""
     num_obstacles: int = 0
     """Random static obstacles (cylinders and boxes, alternating) per episode."""
     obstacle_size: list[float] = field(default_factory=lambda: [0.15, 0.3])
@@ -169,6 +176,11 @@ class SimConfig:
         )
         _require(self.num_beams >= 1, f"num_beams={self.num_beams}: must be >= 1")
         _require(self.scan_stack >= 1, f"scan_stack={self.scan_stack}: must be >= 1")
+        _require(
+            0.0 <= self.start_jitter <= 0.5 * self.min_separation,
+            f"start_jitter={self.start_jitter}: must be in [0, min_separation / 2 ="
+            f" {0.5 * self.min_separation}] metres",
+        )
         rays = self.sim_scan_rays
         _require(
             rays is None or (rays >= self.num_beams and rays % self.num_beams == 0),

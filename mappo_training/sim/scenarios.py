@@ -153,6 +153,8 @@ def draw_layout(
     else:
         place = place_circle if cfg.scenario == "circle" else place_swap
         starts, goals = place(rng, cfg, arena_size, robot_radius)
+        if cfg.start_jitter > 0:
+            starts[:, :2] += rng.normal(0.0, cfg.start_jitter, (len(starts), 2))
         _check_clear_of(fixed, starts[:, :2], goals, cfg, robot_radius)
         points = np.concatenate([starts[:, :2], goals])
         obstacles = fixed + random_obstacles(
