@@ -32,8 +32,10 @@ from mappo_training.fleet import POLICY_NODE, SIM_BRIDGE, NodeSpec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_SOURCE = REPO_ROOT / "ros2_ws" / "src" / "swarm_controller"
 DEFAULT_RUNS = Path("out/deploy")
-STOP_TIMEOUT = 5.0
-"""Seconds a node gets to exit after SIGINT before it is killed."""
+STOP_TIMEOUT = 10.0
+"""Seconds a node gets to exit after SIGINT before it is killed. 5 s was once
+too short in a fresh clone's test run: a policy node had sent its zero
+command and was still tearing down DDS when it was killed."""
 MAX_RESTARTS = 5
 """A node that crashes more often than this is left down (something is wrong)."""
 
