@@ -44,9 +44,10 @@ class Rollout:
     """Collected by a frozen copy of the actors one update older than the learner's."""
 
     def state_dict(self) -> dict[str, Any]:
+        """The rollout's arrays, not copies: callers pickle or save it at once."""
         return {
-            "buffer": {name: getattr(self.buffer, name).copy() for name in _STORED},
-            "finals": [(t, idx.copy(), s.copy(), o.copy()) for t, idx, s, o in self.finals],
+            "buffer": {name: getattr(self.buffer, name) for name in _STORED},
+            "finals": list(self.finals),
             "last_obs": self.last_obs,
             "last_state": self.last_state,
             "stale": self.stale,
@@ -71,13 +72,7 @@ class Rollout:
         self.stale = parts[0]["stale"]
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
-        for name in _STORED:
-            getattr(self.buffer, name)[...] = data["buffer"][name]
-        self.buffer._filled[:] = True
-        self.buffer.ready = False
-        self.finals = list(data["finals"])
-        self.last_obs, self.last_state = data["last_obs"], data["last_state"]
-        self.stale = data["stale"]
+        self.load_parts([data], [0])
 
 
 def collect(

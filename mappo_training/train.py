@@ -391,11 +391,12 @@ class Trainer:
                 self.pending = self.collect(self._rollouts[0])
         batch, self.pending = self.pending, None
         spare = next((r for r in self._rollouts if r is not batch), None)
-        if self.cfg.run.overlap and self.update + 1 < self.num_updates and self._remote:
+        overlap = self.cfg.run.overlap and self.update + 1 < self.num_updates
+        if overlap and self._remote:
             self.start_remote_collect(stale=True)
             metrics = self._update(batch)
             self.pending = self.finish_remote_collect(spare)
-        elif self.cfg.run.overlap and self.update + 1 < self.num_updates:
+        elif overlap:
             frozen = self.learner.frozen_actors()
             with BackgroundUpdate(lambda: self._update(batch)) as job:
                 self.pending = self.collect(spare, frozen)

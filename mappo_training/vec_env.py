@@ -119,8 +119,7 @@ class WorkerPool:
         return tuple(np.concatenate(x, axis=0) for x in zip(*parts, strict=True))
 
     def step(self, actions: np.ndarray):
-        chunks = np.split(np.asarray(actions), np.cumsum(self._split)[:-1], axis=0)
-        parts = self._all("step", chunks)
+        parts = self._all("step", self.split(actions))
         obs, state, reward, terminated, truncated = (
             np.concatenate([p[i] for p in parts], axis=0) for i in range(5)
         )

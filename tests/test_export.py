@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -104,9 +105,14 @@ def test_parity_failure_aborts_the_export(trained_run, tmp_path, monkeypatch):
     assert not out.exists(), "a failed export writes nothing"
 
 
+def contract_of(model: Path) -> Contract:
+    """The observation contract an exported file carries in its metadata."""
+    session = ort.InferenceSession(str(model))
+    return Contract.from_metadata(session.get_modelmeta().custom_metadata_map)
+
+
 def test_model_for_another_lidar_is_reported_naming_the_field(exported):
-    session = ort.InferenceSession(str(exported / "robot_0.onnx"))
-    model_contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map)
+    model_contract = contract_of(exported / "robot_0.onnx")
     robot = Contract(num_beams=36)
     with pytest.raises(ContractMismatch, match="num_beams: model expects 24, robot has 36"):
         model_contract.check_fits(robot)
@@ -119,8 +125,7 @@ def test_eval_of_the_onnx_folder_runs_through_robot_io(exported):
 
 
 def test_model_faster_than_the_robot_is_reported_naming_the_field(exported):
-    session = ort.InferenceSession(str(exported / "robot_0.onnx"))
-    model_contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map)
+    model_contract = contract_of(exported / "robot_0.onnx")
     slow_robot = Contract(max_linear=0.1)
     with pytest.raises(ContractMismatch, match="max_linear: model commands up to 0.22"):
         model_contract.check_fits(slow_robot)

@@ -287,9 +287,9 @@ class MAPPOLearner:
         trainer's overlap: one update old). The update is then decoupled PPO
         (Hilton et al., 2022): the clip is anchored on the actors as they are
         now, the proximal policy, and each sample is weighted by
-        pi_prox / pi_behaviour, truncated at 1. Plain PPO here, clipping against the old
-        behaviour policy, starts with many samples already outside the clip
-        range and stopped learning on the signal-game test.
+        pi_prox / pi_behaviour, truncated at 1. Plain PPO here, clipping
+        against the old behaviour policy, starts with many samples already
+        outside the clip range and stopped learning on the signal-game test.
         """
         batch = self._prepare_batch(buf, stale)
         cfg = self.cfg
