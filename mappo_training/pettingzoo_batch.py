@@ -11,6 +11,7 @@ observation and state of an ended episode kept for bootstrapping.
 from __future__ import annotations
 
 import importlib
+import pickle
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,6 @@ def load_factory(spec: str):
 
 class ParallelEnvBatch:
     """E copies of a PettingZoo ParallelEnv behind the BatchedSwarmEnv interface."""
-
-    supports_snapshot = False
 
     def __init__(self, factory: str | Any, kwargs: dict | None, num_copies: int, seed: int = 0):
         from gymnasium import spaces
@@ -87,6 +86,50 @@ class ParallelEnvBatch:
         self._returns = np.zeros(num_copies)
         self._lengths = np.zeros(num_copies, dtype=int)
         self._episode_seed = seed
+
+    # -- checkpoints -------------------------------------------------------- #
+
+    @property
+    def supports_snapshot(self) -> bool:
+        """Whether a checkpoint can hold these episodes: only if the env pickles.
+
+        Most pure-Python envs do (their RNGs included), so a resumed run
+        continues the very episodes it stopped in; one holding a simulator or
+        a window does not, and a resumed run starts fresh episodes instead.
+        """
+        if not hasattr(self, "_picklable"):
+            try:
+                pickle.dumps(self.envs[0])
+                self._picklable = True
+            except Exception:  # noqa: BLE001 - whatever the env holds that will not pickle
+                self._picklable = False
+        return self._picklable
+
+    def snapshot(self) -> bytes:
+        """The env copies mid-episode and this adapter's bookkeeping, pickled."""
+        return pickle.dumps(
+            {
+                "envs": self.envs,
+                "live": self._live,
+                "returns": self._returns,
+                "lengths": self._lengths,
+                "episode_seed": self._episode_seed,
+            }
+        )
+
+    def restore(self, snapshot: bytes) -> None:
+        data = pickle.loads(snapshot)
+        if len(data["envs"]) != self.num_arenas:
+            raise ValueError(
+                f"snapshot holds {len(data['envs'])} env copies, this batch has {self.num_arenas}"
+            )
+        for env in self.envs:
+            env.close()
+        self.envs = data["envs"]
+        self._live = data["live"]
+        self._returns = data["returns"]
+        self._lengths = data["lengths"]
+        self._episode_seed = data["episode_seed"]
 
     # -- conversions -------------------------------------------------------- #
 

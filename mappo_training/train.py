@@ -124,6 +124,7 @@ def warm_start_actors(learner, source: Path) -> None:
         weights = ckpt.load(path)["learner"]["actors"][0]
     for k, actor in enumerate(learner.actors):
         mine = actor.state_dict()
+        weights = _widen_for_agent_id(weights, mine, learner.slots[k])
         bad = [
             f"{name}: source {tuple(weights[name].shape) if name in weights else 'missing'},"
             f" here {tuple(value.shape)}"
@@ -143,6 +144,22 @@ def warm_start_actors(learner, source: Path) -> None:
             # in probability (approx_kl 0.7 per step at std 0.08, run c4).
             with torch.no_grad():
                 actor.log_std.fill_(math.log(learner.cfg.init_std))
+
+
+def _widen_for_agent_id(weights: dict, mine: dict, slot) -> dict:
+    """A source without the agent id, loaded into an actor with one: the first
+    layer gets zero weights for the id inputs, so the actor starts out driving
+    exactly like the source and learns what each id should do differently."""
+    import torch
+
+    first = "trunk.0.weight"
+    if not slot.with_id or first not in weights or first not in mine:
+        return weights
+    have, want = weights[first], mine[first]
+    if have.shape[0] != want.shape[0] or have.shape[1] + slot.num_agents != want.shape[1]:
+        return weights
+    pad = torch.zeros(have.shape[0], slot.num_agents, dtype=have.dtype)
+    return {**weights, first: torch.cat([have, pad], dim=1)}
 
 
 # --------------------------------------------------------------------------- #

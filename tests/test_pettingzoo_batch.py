@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from mappo_training.config import ConfigError
 from mappo_training.experiment import validate
 from mappo_training.pettingzoo_batch import ParallelEnvBatch
-from mappo_training.train import start
+from mappo_training.train import resume, start
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 class SignalGame(ParallelEnv):
@@ -86,22 +91,28 @@ def test_heterogeneous_discrete_and_continuous_agents_batch_into_arrays():
     assert len(ended) == 3 and all(e["length"] == 4 for e in ended)
 
 
-def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path):
-    cfg = validate(
+def signal_config(device: str = "cpu", total_steps: int = 12_000, game: str = "SignalGame"):
+    return validate(
         {
             "run": {
-                "total_steps": 12_000,
+                "total_steps": total_steps,
                 "num_arenas": 8,
                 "rollout_steps": 16,
                 "workers": 0,
                 "eval_episodes": 0,
+                "checkpoint_every": 1,
                 "seed": 3,
+                "device": device,
             },
-            "env": {"kind": "pettingzoo", "factory": f"{__name__}:SignalGame"},
+            "env": {"kind": "pettingzoo", "factory": f"{__name__}:{game}"},
             "algo": {"agent_id": "onehot", "epochs": 4, "actor_lr": 1e-3, "critic_lr": 1e-3},
         }
     )
-    trainer = start(cfg, tmp_path, quiet=True)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path, device):
+    trainer = start(signal_config(device), tmp_path, quiet=True)
     try:
         first = trainer.train_one_update()
         returns = []
@@ -117,6 +128,68 @@ def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path):
     assert "losses/value_loss" in first
     # Random play loses ~1 per step (4 per episode); learning the signal beats it clearly.
     assert np.mean(returns[-3:]) > np.mean(returns[:3]) + 1.0
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_a_run_resumes_on_its_device_where_it_stopped(tmp_path, device):
+    """Optimiser moments, the value normaliser and the sampling RNG live on the
+    learner's device; a checkpoint is read on the CPU, so each must find its
+    way back there for the resumed update to match the uninterrupted one."""
+    cfg = signal_config(device, total_steps=2_000)
+
+    def params(trainer):
+        return [p.detach().cpu().clone() for p in trainer.learner.actor_for(1).parameters()]
+
+    straight = start(cfg, tmp_path / "straight", quiet=True)
+    try:
+        straight.train_one_update()
+        straight.save_checkpoint()
+        straight.train_one_update()
+        straight.train_one_update()
+        expected = params(straight)
+    finally:
+        straight.close()
+    shutil.copytree(tmp_path / "straight", tmp_path / "again")
+    for extra in sorted((tmp_path / "again" / "checkpoints").glob("update_*.pt"))[1:]:
+        extra.unlink()
+    again = resume(tmp_path / "again", quiet=True)
+    try:
+        assert again.update == 1
+        assert again.learner.device.type == device
+        again.train_one_update()
+        again.train_one_update()
+        got = params(again)
+    finally:
+        again.close()
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+class UnpicklableSignalGame(SignalGame):
+    """As if it held a simulator handle: a checkpoint cannot carry its episodes."""
+
+    def __init__(self, max_cycles: int = 4):
+        super().__init__(max_cycles)
+        self.handle = lambda: None
+
+
+def test_an_env_that_cannot_be_pickled_resumes_from_fresh_episodes(tmp_path):
+    trainer = start(
+        signal_config(total_steps=2_000, game="UnpicklableSignalGame"), tmp_path, quiet=True
+    )
+    try:
+        assert not trainer.env.supports_snapshot
+        trainer.train_one_update()
+        trainer.save_checkpoint()
+    finally:
+        trainer.close()
+    again = resume(tmp_path, quiet=True)
+    try:
+        assert again.update == 1
+        again.train_one_update()
+        assert again.update == 2
+    finally:
+        again.close()
 
 
 def test_factory_that_cannot_be_imported_is_named():

@@ -182,6 +182,35 @@ def test_warm_start_copies_actor_weights_from_a_run_or_an_exported_model(tmp_pat
         torch.testing.assert_close(std, torch.full_like(std, 0.5))
 
 
+def test_warm_start_adds_the_agent_id_without_changing_how_robots_drive(tmp_path):
+    """A policy trained without the agent id can seed one with it (to break the
+    symmetry of identical robots): at the start every id drives like the source."""
+    source = start(tiny_config(), tmp_path / "source", quiet=True)
+    try:
+        source.train_one_update()
+        source.save_checkpoint()
+        obs = torch.randn(5, source.learner.slot_for(0).obs_dim)
+        with torch.no_grad():
+            expected = source.learner.actor_for(0)(source.learner.agent_input(0, obs))
+    finally:
+        source.close()
+    cfg = tiny_config("algo.agent_id=onehot", f"run.init_actor_from={tmp_path / 'source'}")
+    warm = start(cfg, tmp_path / "warm", quiet=True)
+    try:
+        learner = warm.learner
+        assert learner.slot_for(0).in_dim == learner.slot_for(0).obs_dim + 2
+        with torch.no_grad():
+            for robot in range(2):
+                got = learner.actor_for(robot)(learner.agent_input(robot, obs))
+                torch.testing.assert_close(got, expected)
+        # ... and the id inputs are free to learn from there.
+        warm.train_one_update()
+        first = learner.actor_for(0).trunk[0].weight
+        assert first[:, -2:].abs().sum() > 0
+    finally:
+        warm.close()
+
+
 def test_warm_start_from_another_observation_layout_is_refused(tmp_path):
     source = start(tiny_config(), tmp_path / "source", quiet=True)
     try:
