@@ -27,6 +27,7 @@ COMMANDS = [
 BENCHMARKS = [
     ("sim", "mappo_training.benchmarks.sim", "simulator throughput vs the PyBullet floor"),
     ("train", "mappo_training.benchmarks.train", "training throughput vs env-only throughput"),
+    ("update", "mappo_training.benchmarks.update", "one PPO update: CPU vs --device (cuda)"),
     ("policy", "mappo_training.benchmarks.policy", "single-observation latency, ORT vs torch"),
     ("node", "mappo_training.benchmarks.node", "scan->cmd_vel latency through DDS, swap ticks"),
     ("deploy", "mappo_training.benchmarks.deploy", "closed loop over ROS 2 vs swarm eval"),
@@ -76,8 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
+    from mappo_training.config import ConfigError
+
     try:
         return int(args._run(args) or 0)
+    except ConfigError as err:
+        # Commands report their own config errors in context; this catches the
+        # rest (a benchmark's bad override, say) without a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

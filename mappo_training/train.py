@@ -610,7 +610,7 @@ def run(args: argparse.Namespace) -> int:
             if args.device:
                 overrides.append(f"run.device={args.device}")
             cfg = load_train_config(args.config, overrides)
-            _check_device(cfg.run.device)
+            check_device(cfg.run.device)
             run_dir = new_run_dir(cfg, args.config, args.runs_dir)
             command = "swarm train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
             trainer = start(cfg, run_dir, command=command, quiet=args.quiet)
@@ -634,7 +634,7 @@ def run(args: argparse.Namespace) -> int:
     return 130 if trainer._stop_requested else 0
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 

@@ -232,3 +232,25 @@ def test_bench_train_reports_training_against_env_only_throughput(capsys):
     )
     assert report["overlap"] is True, "the packaged config overlaps collection and update"
     assert report["other_mode_train_steps_per_s"] > 0
+
+
+def test_bench_update_times_the_learner_on_cpu_and_the_device(capsys):
+    code = swarm(["bench", "update", "--device", "cpu", "--json", "--updates", "1", *TINY])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # TINY: 64 steps x 2 arenas x 2 robots in each update.
+    assert report["samples_per_update"] == 256
+    assert report["cpu_s_per_update"] > 0 and report["device_s_per_update"] > 0
+    assert report["speedup"] == pytest.approx(
+        report["cpu_s_per_update"] / report["device_s_per_update"], rel=0.05
+    )
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_asking_for_cuda_without_a_gpu_says_how_to_run_on_cpu(tmp_path, capsys):
+    assert swarm(["train", "--runs-dir", str(tmp_path), "--device", "cuda", *TINY]) == 2
+    assert "--device cpu" in capsys.readouterr().err
+    assert swarm(["bench", "update", "--device", "cuda", *TINY]) == 2
+    assert "--device cpu" in capsys.readouterr().err

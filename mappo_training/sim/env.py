@@ -39,6 +39,13 @@ GLOBAL_FEATURES_PER_ROBOT = 9
 """x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived."""
 
 
+def state_dim_of(cfg: SimConfig, obs_dim: int) -> int:
+    """Width of the critic's input: every robot's global features, plus (in
+    agent_specific mode) the robot's own observation and a one-hot of its index."""
+    extra = obs_dim + cfg.num_robots if cfg.state_mode == "agent_specific" else 0
+    return GLOBAL_FEATURES_PER_ROBOT * cfg.num_robots + extra
+
+
 class BatchedSwarmEnv:
     """K independent arenas of the swarm navigation task in one PyBullet client."""
 
@@ -71,9 +78,7 @@ class BatchedSwarmEnv:
         )
         self.obs_dim = self.contract.obs_dim
         self.global_state_dim = GLOBAL_FEATURES_PER_ROBOT * self.num_robots
-        self.state_dim = self.global_state_dim + (
-            self.obs_dim + self.num_robots if cfg.state_mode == "agent_specific" else 0
-        )
+        self.state_dim = state_dim_of(cfg, self.obs_dim)
         self.scan_rays = cfg.scan_rays
         angle_min, increment = scan_geometry(self.scan_rays)
         self._pooler = robot_io.BeamPooler(
