@@ -373,7 +373,55 @@ def test_acting_for_a_batch_of_arenas_is_cheap():
     assert np.median(timings) < 3e-3, f"act() median {np.median(timings) * 1e3:.2f} ms"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_a_state_saved_on_another_device_loads():
+    """A run trained on CUDA is evaluated and exported on a CPU: its action-noise
+    RNG state has CUDA's layout, which a CPU generator cannot take as it is."""
+    source = make_learner(seed=0)
+    state = source.state_dict()
+    state["rng"]["sample"] = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's size
+    target = make_learner(seed=1)
+    target.load_state_dict(state)
+    assert same(params(target.actors), params(source.actors))
+    obs = np.ones((2, 3, 6), np.float32)
+    np.testing.assert_array_equal(
+        target.act(obs, deterministic=True)[0], source.act(obs, deterministic=True)[0]
+    )
+    # The noise is drawn from a stream seeded by the saved state: loading it
+    # twice gives the same actions.
+    again = make_learner(seed=2)
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(target.act(obs)[0], again.act(obs)[0])
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["fresh", "stale"])
+@pytest.mark.parametrize("discrete", [False, True], ids=["box", "with-discrete"])
+@CUDA
+def test_an_update_on_cuda_matches_the_same_update_on_cpu(stale, discrete):
+    specs = [BOX, BOX, ActionSpec(kind="discrete", n=3)] if discrete else None
+    cpu = make_learner(specs=specs, seed=0)
+    gpu = MAPPOLearner(
+        AlgoConfig(**SMALL), [6] * 3, list(specs or [BOX] * 3), state_dim=8, device="cuda", seed=0
+    )
+    assert all(
+        torch.equal(a, b.cpu()) for a, b in zip(params(cpu.actors), params(gpu.actors), strict=True)
+    )
+    buf = rollout(cpu)
+    cpu_metrics = cpu.update(buf, stale=stale)
+    gpu_metrics = gpu.update(buf, stale=stale)
+    for name in ("losses/policy_loss", "losses/value_loss", "losses/approx_kl"):
+        assert gpu_metrics[name] == pytest.approx(cpu_metrics[name], rel=1e-3, abs=1e-6), name
+    for a, b in zip(
+        params(cpu.actors) + params(cpu.critic),
+        params(gpu.actors) + params(gpu.critic),
+        strict=True,
+    ):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-5)
+
+
+@CUDA
 def test_the_learner_runs_on_cuda():
     learner = MAPPOLearner(
         AlgoConfig(**SMALL), [6] * 3, [BOX] * 3, state_dim=8, device="cuda", seed=0

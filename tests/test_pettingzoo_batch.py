@@ -110,9 +110,12 @@ def signal_config(device: str = "cpu", total_steps: int = 12_000, game: str = "S
     )
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path, device):
-    trainer = start(signal_config(device), tmp_path, quiet=True)
+def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path):
+    # CPU only: on CUDA the noise comes from another RNG stream, and this small
+    # coordination game then fails for about one seed in ten (the speaker
+    # settles on saying nothing); test_algo_learner checks that a CUDA update
+    # equals the CPU one instead.
+    trainer = start(signal_config(), tmp_path, quiet=True)
     try:
         first = trainer.train_one_update()
         returns = []

@@ -15,6 +15,7 @@ columns), actions (E, N, A) with A = widest action (discrete: index in column 0)
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -516,7 +517,7 @@ class MAPPOLearner:
             opt.load_state_dict(saved)
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.value_normalizer.load_state_dict(state["value_normalizer"])
-        self._sample_rng.set_state(state["rng"]["sample"].cpu())
+        _restore_generator(self._sample_rng, state["rng"]["sample"].cpu())
         self._shuffle_rng.set_state(state["rng"]["shuffle"].cpu())
         self.set_progress(state["progress"])
 
@@ -623,6 +624,18 @@ def _check_layout(obs_dims: list[int], action_specs: list[ActionSpec], state_dim
             )
     if isinstance(state_dim, bool) or not isinstance(state_dim, int | np.integer) or state_dim < 1:
         raise ValueError(f"MAPPOLearner: state_dim={state_dim!r} must be an integer >= 1")
+
+
+def _restore_generator(generator: torch.Generator, saved: torch.Tensor) -> None:
+    """Put a saved RNG state back; one saved on another kind of device (a run
+    trained on CUDA, evaluated or exported on a CPU) has another layout, and
+    seeds this generator from its bytes instead: the stream then differs from
+    the original's, as the kernels' arithmetic would anyway."""
+    try:
+        generator.set_state(saved)
+    except RuntimeError:
+        digest = hashlib.sha256(saved.numpy().tobytes()).digest()
+        generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
