@@ -61,6 +61,10 @@ class RunConfig:
     4x slower here, so the default is 1; `swarm bench train` measures both."""
     checkpoint_every: int = 10
     """Write a checkpoint every this many updates (and always at the end)."""
+    keep_checkpoints: int = 5
+    """Keep the newest this many checkpoints and delete older ones (a circle
+    run's are 24 MB each); 0 = keep every one. Resume falls back to an older
+    one when the newest is damaged, so keep more than 1."""
     eval_episodes: int = 50
     """Episodes of deterministic evaluation at the end of training (0 = none)."""
     init_actor_from: str | None = None
@@ -79,6 +83,10 @@ class RunConfig:
         if self.workers and self.num_arenas % self.workers:
             raise ConfigError(
                 f"run.num_arenas={self.num_arenas} must be divisible by run.workers={self.workers}"
+            )
+        if self.keep_checkpoints < 0:
+            raise ConfigError(
+                f"run.keep_checkpoints={self.keep_checkpoints} must be >= 0 (0 keeps every one)"
             )
         if self.checkpoint_every < 1:
             raise ConfigError(f"run.checkpoint_every={self.checkpoint_every} must be >= 1")
@@ -167,6 +175,36 @@ def resolved(cfg: TrainConfig) -> dict[str, Any]:
     return data
 
 
+# How a run is kept, not what it learns: changing these never stops a resume.
+BOOKKEEPING_KEYS = {
+    "run": ("name", "checkpoint_every", "keep_checkpoints", "eval_episodes"),
+}
+
+
 def config_hash(cfg: TrainConfig) -> str:
-    blob = json.dumps(resolved(cfg), sort_keys=True, default=str).encode()
+    """Fingerprint of what a run learns, to refuse resuming it with another config.
+
+    Keys at their default value are left out, so a key added to a later
+    version of this package (at its default) does not orphan older runs; a
+    run's config.yaml holds every value, so its meaning cannot drift.
+    """
+    defaults = resolved(validate({"env": to_dict(cfg.env)}))
+    data = _differences(resolved(cfg), defaults)
+    for section, keys in BOOKKEEPING_KEYS.items():
+        for key in keys:
+            data.get(section, {}).pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _differences(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            inner = _differences(value, default)
+            if inner:
+                out[key] = inner
+        elif value != default or key not in defaults:
+            out[key] = value
+    return out

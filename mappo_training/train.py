@@ -321,7 +321,16 @@ class Trainer:
         )
         shutil.copyfile(path, self.run_dir / "checkpoints" / ".latest.tmp")
         Path(self.run_dir / "checkpoints" / ".latest.tmp").replace(self.run_dir / "latest.pt")
+        self._prune_checkpoints()
         return path
+
+    def _prune_checkpoints(self) -> None:
+        """Delete all but the newest run.keep_checkpoints (after a good save)."""
+        keep = self.cfg.run.keep_checkpoints
+        if keep:
+            written = sorted((self.run_dir / "checkpoints").glob("update_*.pt"))
+            for old in written[:-keep]:
+                old.unlink(missing_ok=True)
 
     def restore(self, data: dict) -> None:
         self.learner.load_state_dict(data["learner"])

@@ -124,6 +124,30 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         ckpt.load(path, expect_config_hash="0000000000000000")
 
 
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    trainer = start(tiny_config("run.keep_checkpoints=2"), tmp_path, quiet=True)
+    try:
+        for _ in range(3):
+            trainer.train_one_update()
+            trainer.save_checkpoint()
+    finally:
+        trainer.close()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("update_*.pt"))
+    assert kept == ["update_000002.pt", "update_000003.pt"]
+    assert (tmp_path / "latest.pt").is_file()
+
+
+def test_config_hash_follows_what_is_learned_not_how_the_run_is_kept():
+    from mappo_training.experiment import config_hash, resolved, validate
+
+    base = tiny_config()
+    assert config_hash(tiny_config("run.keep_checkpoints=0", "run.name=x")) == config_hash(base)
+    assert config_hash(tiny_config("algo.clip_coef=0.1")) != config_hash(base)
+    # A run's config.yaml spells out every default: it hashes like the config
+    # it came from, so it can be resumed by a later version that adds keys.
+    assert config_hash(validate(resolved(base))) == config_hash(base)
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -132,6 +156,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         ("algo.no_such_knob=1", "algo.no_such_knob"),
         ("sim.num_robots=-3", "num_robots"),
         ("run.workers=3", "run.workers"),
+        ("run.keep_checkpoints=-1", "run.keep_checkpoints"),
     ],
 )
 def test_bad_config_values_are_named(override, named):
