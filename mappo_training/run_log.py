@@ -31,6 +31,7 @@ CSV_KEYS = [
     "losses/old_approx_kl",
     "losses/clipfrac",
     "losses/explained_variance",
+    "losses/behaviour_weight",
 ]
 
 

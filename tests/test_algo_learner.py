@@ -225,6 +225,9 @@ def test_a_stale_update_of_fresh_data_is_plain_ppo():
     for a, b in zip(params(plain.actors[0]), params(decoupled.actors[0]), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert m_decoupled["losses/policy_loss"] == pytest.approx(m_plain["losses/policy_loss"], 1e-3)
+    # Every weight is pi_now / pi_behaviour = 1; plain PPO has none to report.
+    assert m_decoupled["losses/behaviour_weight"] == pytest.approx(1.0, abs=1e-5)
+    assert "losses/behaviour_weight" not in m_plain
 
 
 def test_a_stale_update_clips_around_the_current_policy():
@@ -239,6 +242,8 @@ def test_a_stale_update_clips_around_the_current_policy():
     m_plain = plain.update(copy.deepcopy(batch))
     m_decoupled = decoupled.update(batch, stale=True)
     assert m_plain["losses/clipfrac"] > m_decoupled["losses/clipfrac"]
+    # Three updates old: the truncated weights discount part of the batch.
+    assert m_decoupled["losses/behaviour_weight"] < 0.99
 
 
 # --------------------------------------------------------------------------- #

@@ -417,6 +417,11 @@ class MAPPOLearner:
                 *kl_stats.items(),
             ):
                 totals[key] = totals[key] + value.detach() * count
+            if weights is not None:
+                # How stale the data is: 1 = the behaviour policy was as likely
+                # to act so as the current one; lower = those samples count less.
+                weight = masked_mean(weights, mask).detach() * count
+                totals["behaviour_weight"] = totals.get("behaviour_weight", 0.0) + weight
         active = torch.stack(counts).sum().clamp(min=1)
         stats = {f"losses/{key}": value / active for key, value in totals.items()}
 
