@@ -234,6 +234,7 @@ def summarize(results: list[dict]) -> dict:
         "arrived_fraction": mean("arrived_fraction"),
         "time_to_goal_s": mean("time_to_goal"),
         "path_efficiency": mean("path_efficiency"),
+        "reverse_share": mean("reverse_share"),
         "episode_length": mean("length"),
     }
 
@@ -274,6 +275,11 @@ def print_report(report: dict) -> None:
         f" success {pct(report['success_rate'])}, collisions {pct(report['collision_rate'])},"
         f" robots arrived {pct(report['arrived_fraction'])},"
         f" time-to-goal {report['time_to_goal_s']} s, path efficiency {report['path_efficiency']}"
+        + (
+            f", driven backwards {pct(report['reverse_share'])}"
+            if report.get("reverse_share") is not None
+            else ""
+        )
     )
     if report.get("render"):
         print(f"picture: {report['render']}")

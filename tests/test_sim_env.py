@@ -209,7 +209,21 @@ def test_robots_that_arrive_park_and_the_episode_ends_when_all_have(make_env):
     assert episode["length"] == 41 and episode["collisions"] == 0
     assert episode["time_to_goal"] == pytest.approx((19 + 41) / 2 * 0.1)
     assert episode["path_efficiency"] == pytest.approx(1.0, abs=0.06)
+    assert episode["reverse_share"] == pytest.approx(0.0, abs=1e-3)
     assert info["final_state"][0, 0, 8] == 1.0 and info["final_state"][0, 0, 17] == 1.0
+
+
+def test_the_episode_says_how_much_was_driven_backwards(make_env):
+    env = make_env(num_robots=2, goal_tolerance=0.1)
+    # Robot 0 backs up to a goal behind it; robot 1 drives forwards as far.
+    env.reset(layouts=[fixed(env, [[0, 0, 0], [0, 1, 0]], [[-0.5, 0], [0.5, 1]])])
+    for _ in range(100):
+        *_, terminated, _, info = env.step(np.array([[-FORWARD, FORWARD]]))
+        if terminated[0]:
+            break
+    (episode,) = info["episodes"]
+    assert episode["success"]
+    assert episode["reverse_share"] == pytest.approx(0.5, abs=0.03)
 
 
 def test_arrival_is_rewarded_and_collisions_and_time_are_penalised(make_env):
@@ -287,6 +301,21 @@ def test_keep_right_penalises_closing_on_a_neighbour_ahead_and_to_the_right(make
     assert first_reward(oncoming_right, [-FORWARD, -FORWARD]) == 0.0
     # Beyond keep_right_range (1 m): no penalty.
     assert first_reward([1.3, -0.2, math.pi], [FORWARD, FORWARD]) == 0.0
+
+
+def test_reverse_penalty_scales_with_backward_speed(make_env):
+    weights = dict(progress=0.0, arrival=0.0, robot_collision=0.0, static_collision=0.0, time=0.0)
+    env = make_env(num_robots=1, reward=RewardConfig(**weights, reverse=0.5))
+
+    def reward_of(linear):
+        env.reset(layouts=[fixed(env, [[0, 0, 0]], [[1.5, 1.5]])])
+        for _ in range(5):  # let the wheels reach the commanded speed
+            _, _, reward, *_ = env.step(np.array([[[linear, 0.0]]], np.float32))
+        return reward[0, 0]
+
+    assert reward_of(1.0) == 0.0, "driving forwards costs nothing"
+    assert reward_of(-1.0) == pytest.approx(-0.5, rel=0.05)
+    assert reward_of(-0.5) == pytest.approx(-0.25, rel=0.05)
 
 
 def test_collision_ends_the_episode_only_when_configured(make_env):

@@ -63,6 +63,11 @@ class RewardConfig:
     and deadlocks in dense crossings such as the circle. 0 = off."""
     keep_right_range: float = 1.0
     """Centre-to-centre distance in metres within which `keep_right` applies."""
+    reverse: float = 0.0
+    """Penalty per step for a driving robot moving backwards, times its reverse
+    speed as a share of max_linear. Unpenalised, the trained policies drove
+    backwards for most of each episode (the lidar sees all round, the action
+    range is symmetric), which few real robots are built for. 0 = off."""
     team_share: float = 1.0
     """How much of each robot's reward is the team mean (the rest is its own
     terms): 1 = pure team reward, 0 = individual rewards. A mix keeps the task
@@ -87,6 +92,7 @@ class RewardConfig:
             "time",
             "proximity",
             "keep_right",
+            "reverse",
         ):
             value = getattr(self, name)
             _require(

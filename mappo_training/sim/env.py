@@ -97,6 +97,7 @@ class BatchedSwarmEnv:
         self._distance = np.zeros((k, n))
         self._start_distance = np.zeros((k, n))
         self._path_length = np.zeros((k, n))
+        self._reverse_length = np.zeros((k, n))
         self._arrival_step = np.full((k, n), -1)
         self._steps = np.zeros(k, dtype=int)
         self._return = np.zeros(k)
@@ -143,6 +144,7 @@ class BatchedSwarmEnv:
         self._start_distance[arena] = distance
         self._parked[arena] = False
         self._path_length[arena] = 0.0
+        self._reverse_length[arena] = 0.0
         self._arrival_step[arena] = -1
         self._steps[arena] = 0
         self._return[arena] = 0.0
@@ -177,6 +179,10 @@ class BatchedSwarmEnv:
             "return": float(self._return[arena]),
             "time_to_goal": time_to_goal,
             "path_efficiency": efficiency,
+            # Share of the distance driven backwards (all robots of the arena).
+            "reverse_share": float(
+                self._reverse_length[arena].sum() / max(self._path_length[arena].sum(), 1e-9)
+            ),
         }
 
     # -- stepping ----------------------------------------------------------- #
@@ -209,7 +215,10 @@ class BatchedSwarmEnv:
         distance = np.hypot(goals[..., 0] - poses[..., 0], goals[..., 1] - poses[..., 1])
         progress = (self._distance - distance) * driving
         self._distance = distance
-        self._path_length += np.hypot(*(poses[..., :2] - before[..., :2]).transpose(2, 0, 1))
+        moved = poses[..., :2] - before[..., :2]
+        self._path_length += np.hypot(moved[..., 0], moved[..., 1])
+        forward = moved[..., 0] * np.cos(before[..., 2]) + moved[..., 1] * np.sin(before[..., 2])
+        self._reverse_length += np.maximum(-forward, 0.0)
         arrived = driving & (distance < self.cfg.goal_tolerance)
         self._arrival_step[arrived] = self._steps[np.nonzero(arrived)[0]] + 1
         self._parked |= arrived
@@ -224,6 +233,10 @@ class BatchedSwarmEnv:
             wrong_side = wrong_side_closeness(
                 poses, world.velocities(), self.cfg.reward.keep_right_range
             )
+        reversing = None
+        if self.cfg.reward.reverse:
+            linear = world.velocities()[..., 0]
+            reversing = np.clip(-linear / self.contract.max_linear, 0.0, 1.0)
         rewards = robot_rewards(
             self.cfg.reward,
             progress,
@@ -233,6 +246,7 @@ class BatchedSwarmEnv:
             driving,
             gap,
             wrong_side,
+            reversing,
         )
         self._steps += 1
         # The episode's reported return is the team's (mean over robots).
@@ -331,6 +345,7 @@ class BatchedSwarmEnv:
             "distance": self._distance.copy(),
             "start_distance": self._start_distance.copy(),
             "path_length": self._path_length.copy(),
+            "reverse_length": self._reverse_length.copy(),
             "arrival_step": self._arrival_step.copy(),
             "steps": self._steps.copy(),
             "return": self._return.copy(),
@@ -352,6 +367,10 @@ class BatchedSwarmEnv:
         self._distance = snapshot["distance"].copy()
         self._start_distance = snapshot["start_distance"].copy()
         self._path_length = snapshot["path_length"].copy()
+        # Absent from snapshots written before it was tracked.
+        self._reverse_length = np.array(
+            snapshot.get("reverse_length", np.zeros_like(self._path_length))
+        )
         self._arrival_step = snapshot["arrival_step"].copy()
         self._steps = snapshot["steps"].copy()
         self._return = snapshot["return"].copy()

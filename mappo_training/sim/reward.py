@@ -23,13 +23,15 @@ def robot_rewards(
     driving: np.ndarray,
     neighbour_gap: np.ndarray | None = None,
     wrong_side: np.ndarray | None = None,
+    reversing: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reward of each robot, (K, N): `team_share` of the team mean plus the rest
     of its own terms. team_share=1 is the pure team reward (every robot the same).
 
     neighbour_gap: (K, N) footprint-to-footprint distance to the nearest other
     robot, for the proximity term. wrong_side: (K, N) in [0, 1] from
-    `wrong_side_closeness`, for the keep-right term.
+    `wrong_side_closeness`, for the keep-right term. reversing: (K, N) in
+    [0, 1], backward speed as a share of max_linear, for the reverse term.
     """
     own = _terms(weights, progress, arrived, robot_collided, static_collided, driving)
     if weights.proximity and neighbour_gap is not None:
@@ -37,6 +39,8 @@ def robot_rewards(
         own = own - weights.proximity * closeness * driving
     if weights.keep_right and wrong_side is not None:
         own = own - weights.keep_right * wrong_side * driving
+    if weights.reverse and reversing is not None:
+        own = own - weights.reverse * reversing * driving
     team = own.mean(axis=-1, keepdims=True)
     return weights.team_share * team + (1.0 - weights.team_share) * own
 
