@@ -603,6 +603,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where run folders go")
     p.add_argument("--device", help="learner device (cpu, cuda); overrides run.device")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config and overrides, print the resolved config, train nothing",
+    )
     p.add_argument("overrides", nargs="*", help="config overrides: key=value (e.g. run.seed=3)")
 
 
@@ -619,6 +624,9 @@ def run(args: argparse.Namespace) -> int:
             if args.device:
                 overrides.append(f"run.device={args.device}")
             cfg = load_train_config(args.config, overrides)
+            if args.check:
+                print(yaml.safe_dump(resolved(cfg), sort_keys=False), end="")
+                return 0
             check_device(cfg.run.device)
             run_dir = new_run_dir(cfg, args.config, args.runs_dir)
             command = "swarm train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
