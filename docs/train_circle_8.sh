@@ -11,7 +11,9 @@
 # one go. The first two ran on session 1's code, whose warm start kept the
 # source's action std; the commands below ask for the std they then got, but
 # a rerun will not retrace them step for step. Expect figures near, not equal
-# to, those in the training notes.
+# to, those in the training notes. Stage 1 started from the default policy of
+# its day (run r2, which drove backwards; `git show 465c1aa:models/default/...`
+# has its files); SOURCE=<model folder> picks what stage 1 starts from.
 set -euo pipefail
 
 RUNS=${RUNS:-runs/circle_8}
@@ -22,7 +24,7 @@ train() { "$SWARM" train --config nav_circle_8 --runs-dir "$RUNS" "$@"; }
 # 10 epochs per batch collected in turn (session 1's settings).
 OLD="sim.reward.keep_right=0 algo.epochs=10 run.overlap=false run.matmul_precision=highest algo.actor_lr=0.0001"
 # shellcheck disable=SC2086  # OLD is a list of overrides
-train run.name=c1 run.init_actor_from=models/default run.total_steps=3000000 $OLD \
+train run.name=c1 run.init_actor_from="${SOURCE:-models/default}" run.total_steps=3000000 $OLD \
     algo.init_std=0.2 algo.std_decay=0.15
 # shellcheck disable=SC2086
 train run.name=c2 run.init_actor_from="$RUNS/c1" run.total_steps=9000000 $OLD \
