@@ -83,7 +83,9 @@ def load(path: str | Path, expect_config_hash: str | None = None) -> dict[str, A
         raise CheckpointError(
             f"checkpoint {path} was written by a run with config hash"
             f" {data.get('config_hash')}, but this run's config hashes to {expect_config_hash};"
-            " resume with the run's own config (runs/<name>/config.yaml)"
+            " resume with the run's own config (runs/<name>/config.yaml). If it was"
+            " written by an older version of this package, its actor can still seed a"
+            f" new run: swarm train run.init_actor_from={path}"
         )
     return data
 

@@ -120,8 +120,10 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         path = trainer.save_checkpoint()
     finally:
         trainer.close()
-    with pytest.raises(ckpt.CheckpointError, match="config hash"):
+    with pytest.raises(ckpt.CheckpointError, match="config hash") as refused:
         ckpt.load(path, expect_config_hash="0000000000000000")
+    # ... and says how to keep what it learned.
+    assert f"run.init_actor_from={path}" in str(refused.value)
 
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path):
