@@ -23,6 +23,9 @@ class Policy:
     """Deterministic actions for (E, N, obs_dim) observations."""
 
     num_robots_trained: int
+    uses_agent_id: bool = False
+    """Each robot's input carries its index: trained for exactly
+    num_robots_trained robots, robot j of more runs as robot j mod that."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -54,6 +57,7 @@ class CheckpointPolicy(Policy):
         self.learner.load_state_dict(data["learner"])
         self.num_robots_trained = n
         self.shared = bool(algo.share_actor)
+        self.uses_agent_id = self.shared and algo.agent_id == "onehot"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         e, n, d = obs.shape
@@ -88,6 +92,10 @@ class ExportedPolicy(Policy):
         self.robots = [OnnxPolicy.load(f, robot_contract=robot_contract) for f in files]
         self.num_robots_trained = len(self.robots)
         self.contract = self.robots[0].contract
+        card = model_dir / "policy.yaml"
+        if card.is_file():
+            algo = yaml.safe_load(card.read_text())["training"]["config"].get("algo", {})
+            self.uses_agent_id = algo.get("share_actor", True) and algo.get("agent_id") == "onehot"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         from mappo_training.robot_io import clamp_twist
@@ -157,6 +165,14 @@ def score(
     }
     if sim.get("start_jitter"):
         report["start_jitter_m"] = sim["start_jitter"]
+    robots, trained = sim.get("num_robots"), policy.num_robots_trained
+    if policy.uses_agent_id and robots != trained:
+        report["note"] = (
+            f"this policy was trained for {trained} robots with each robot's index as input;"
+            f" with {robots}, robot j runs as robot j mod {trained}"
+            + (", so indices repeat" if robots > trained else "")
+            + f" (use --robots {trained}, or a policy trained with algo.agent_id=none)"
+        )
     if render is not None and recording is not None:
         report["render"] = str(render_episode(recording, render))
     return report
@@ -281,6 +297,8 @@ def print_report(report: dict) -> None:
             else ""
         )
     )
+    if report.get("note"):
+        print(f"note: {report['note']}")
     if report.get("render"):
         print(f"picture: {report['render']}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from training_fixtures import train_tiny_run
@@ -43,7 +44,19 @@ def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tm
     assert code == 0
     out = capsys.readouterr().out
     assert "circle x 6 robots, 2 episodes" in out
+    assert "note:" not in out, "an id-free shared actor drives any number of robots"
     assert picture.stat().st_size > 5_000
+
+
+def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(capsys):
+    """models/circle_8 gives each robot its index: at 9 robots two share one."""
+    model = Path(__file__).resolve().parents[1] / "models" / "circle_8"
+    args = ["eval", str(model), "--episodes", "1", "--json"]
+    assert swarm([*args, "--robots", "9"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "trained for 8 robots" in report["note"] and "--robots 8" in report["note"]
+    assert swarm(args) == 0
+    assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_eval_of_something_that_is_not_a_run_says_so(tmp_path, capsys):
