@@ -86,6 +86,7 @@ class ParallelEnvBatch:
         self._returns = np.zeros(num_copies)
         self._lengths = np.zeros(num_copies, dtype=int)
         self._episode_seed = seed
+        self._picklable: bool | None = None  # found out at the first checkpoint
 
     # -- checkpoints -------------------------------------------------------- #
 
@@ -97,7 +98,7 @@ class ParallelEnvBatch:
         continues the very episodes it stopped in; one holding a simulator or
         a window does not, and a resumed run starts fresh episodes instead.
         """
-        if not hasattr(self, "_picklable"):
+        if self._picklable is None:
             try:
                 pickle.dumps(self.envs[0])
                 self._picklable = True

@@ -21,16 +21,21 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @contextlib.contextmanager
-def float32_matmuls():
-    """Full float32 matrix products inside, whatever run.matmul_precision set
-    for training: the exporter's parity check compares against onnxruntime's
-    float32 to 1e-5, which bfloat16-rounded inputs miss."""
+def matmul_precision(precision: str):
+    """torch.set_float32_matmul_precision inside the block, restored after."""
     before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
+    torch.set_float32_matmul_precision(precision)
     try:
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def float32_matmuls():
+    """Full float32 matrix products inside, whatever run.matmul_precision set
+    for training: the exporter's parity check compares against onnxruntime's
+    float32 to 1e-5, which bfloat16-rounded inputs miss."""
+    return matmul_precision("highest")
 
 
 def layer_init(layer: nn.Linear, gain: float, ortho: bool = True) -> nn.Linear:

@@ -92,6 +92,7 @@ def seconds_per_update(cfg, device: str, updates: int) -> float:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from mappo_training.algo.networks import matmul_precision
     from mappo_training.experiment import load_train_config
     from mappo_training.train import check_device
 
@@ -104,13 +105,9 @@ def run(args: argparse.Namespace) -> int:
     samples = cfg.run.rollout_steps * cfg.run.num_arenas * len(batch_shapes(cfg)[0])
     # As in training: the config's matmul precision (bf16 inputs under
     # "medium" on a CPU with AMX, TF32/bf16 on a GPU).
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(cfg.run.matmul_precision)
-    try:
+    with matmul_precision(cfg.run.matmul_precision):
         cpu = seconds_per_update(cfg, "cpu", args.updates)
         other = seconds_per_update(cfg, args.device, args.updates)
-    finally:
-        torch.set_float32_matmul_precision(before)
     report = {
         "config": args.config,
         "device": args.device,

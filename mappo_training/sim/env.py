@@ -228,15 +228,13 @@ class BatchedSwarmEnv:
         if self.cfg.reward.proximity and self.num_robots > 1:
             nearest = robot_distances(poses[..., :2]).min(axis=-1)
             gap = nearest - 2 * self.profile.radius
+        velocities = world.velocities()
         wrong_side = None
         if self.cfg.reward.keep_right and self.num_robots > 1:
-            wrong_side = wrong_side_closeness(
-                poses, world.velocities(), self.cfg.reward.keep_right_range
-            )
+            wrong_side = wrong_side_closeness(poses, velocities, self.cfg.reward.keep_right_range)
         reversing = None
         if self.cfg.reward.reverse:
-            linear = world.velocities()[..., 0]
-            reversing = np.clip(-linear / self.contract.max_linear, 0.0, 1.0)
+            reversing = np.clip(-velocities[..., 0] / self.contract.max_linear, 0.0, 1.0)
         rewards = robot_rewards(
             self.cfg.reward,
             progress,
