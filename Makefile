@@ -4,18 +4,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ROS_PKG := ros2_ws/src/swarm_controller
+# The ROS-side packages, lowest first: contract <- controller <- ops.
+ROS_PKGS := ros2_ws/src/swarm_contract ros2_ws/src/swarm_controller ros2_ws/src/swarm_ops
 
 .PHONY: setup demo test test-fast bench lint format colcon clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt $(wildcard $(ROS_PKG)/setup.py)
+$(STAMP): pyproject.toml constraints.txt $(foreach p,$(ROS_PKGS),$(p)/setup.py)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,ros,dev]'
-	@if [ -f $(ROS_PKG)/setup.py ]; then \
-		$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps -e $(ROS_PKG); fi
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps $(foreach p,$(ROS_PKGS),-e $(p))
 	@touch $(STAMP)
 	@echo "set-up done: $(VENV)"
 

@@ -16,21 +16,21 @@ COMMANDS = [
     ("train", "mappo_training.train", "train a swarm policy with MAPPO"),
     ("eval", "mappo_training.evaluate", "score a run, checkpoint or exported model"),
     ("export", "mappo_training.export", "export each robot's actor to ONNX"),
-    ("demo", "mappo_training.demo", "the main job: a short simulated swarm run with pictures"),
+    ("demo", "swarm_ops.demo", "the main job: a short simulated swarm run with pictures"),
     (
         "deploy",
-        "mappo_training.deploy",
+        "swarm_ops.deploy",
         "start policy nodes (and a sim bridge) without a ROS distro",
     ),
-    ("swap", "mappo_training.swap", "put a new policy on running robots"),
+    ("swap", "swarm_ops.swap", "put a new policy on running robots"),
 ]
 BENCHMARKS = [
     ("sim", "mappo_training.benchmarks.sim", "simulator throughput vs the PyBullet floor"),
     ("train", "mappo_training.benchmarks.train", "training throughput vs env-only throughput"),
     ("update", "mappo_training.benchmarks.update", "one PPO update: CPU vs --device (cuda)"),
     ("policy", "mappo_training.benchmarks.policy", "single-observation latency, ORT vs torch"),
-    ("node", "mappo_training.benchmarks.node", "scan->cmd_vel latency through DDS, swap ticks"),
-    ("deploy", "mappo_training.benchmarks.deploy", "closed loop over ROS 2 vs swarm eval"),
+    ("node", "swarm_ops.benchmarks.node", "scan->cmd_vel latency through DDS, swap ticks"),
+    ("deploy", "swarm_ops.benchmarks.deploy", "closed loop over ROS 2 vs swarm eval"),
 ]
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
-    from mappo_training.config import ConfigError
+    from swarm_contract.config import ConfigError
 
     try:
         return int(args._run(args) or 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mappo_training.config import ConfigError
+from swarm_contract.config import ConfigError
 
 
 class Policy:
@@ -36,8 +36,8 @@ class CheckpointPolicy(Policy):
 
     def __init__(self, data: dict) -> None:
         from mappo_training.algo import AlgoConfig, MAPPOLearner
-        from mappo_training.config import from_dict
         from mappo_training.train import action_specs_of
+        from swarm_contract.config import from_dict
 
         cfg = data["config"]
         algo = from_dict(AlgoConfig, cfg["algo"], "algo")
@@ -82,7 +82,7 @@ class ExportedPolicy(Policy):
     the simulated robot."""
 
     def __init__(self, model_dir: Path, robot_contract) -> None:
-        from mappo_training.onnx_policy import OnnxPolicy
+        from swarm_contract.onnx_policy import OnnxPolicy
 
         files = sorted(model_dir.glob("robot_*.onnx"), key=lambda p: int(p.stem.split("_")[1]))
         if not files:
@@ -98,7 +98,7 @@ class ExportedPolicy(Policy):
             self.uses_agent_id = algo.get("share_actor", True) and algo.get("agent_id") == "onehot"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        from mappo_training.robot_io import clamp_twist
+        from swarm_contract.robot_io import clamp_twist
 
         e, n, _ = obs.shape
         c = self.contract
@@ -128,8 +128,8 @@ def evaluate_model_dir(
         if not card_path.is_file():
             raise ConfigError(f"{model_dir} has no policy.yaml to take the task from")
         sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
-    from mappo_training.config import from_dict
     from mappo_training.sim import SimConfig
+    from swarm_contract.config import from_dict
 
     sim = task(sim_base, scenario, robots, start_jitter)
     policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
@@ -209,8 +209,8 @@ def run_episodes(
     over-represented. Returns the per-episode dicts and, if asked, a recording
     of arena 0's first episode for pictures.
     """
-    from mappo_training.config import from_dict
     from mappo_training.sim import BatchedSwarmEnv, SimConfig
+    from swarm_contract.config import from_dict
 
     arenas = max(1, min(arenas, episodes))
     quota = [episodes // arenas + (1 if a < episodes % arenas else 0) for a in range(arenas)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mappo_training.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from swarm_contract.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = "nav_random_4"

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mappo_training.config import ConfigError
-from mappo_training.robot_io import Contract
+from swarm_contract.config import ConfigError
+from swarm_contract.robot_io import Contract
 
 PARITY_TOLERANCE = 1e-5
 PARITY_RANDOM_OBS = 10_000
@@ -193,8 +193,8 @@ def random_observations(contract: Contract, count: int, seed: int = 0) -> np.nda
 
 def recorded_observations(sim: dict, steps: int = 200, seed: int = 7) -> np.ndarray:
     """Observations a robot really sees: a short random-action rollout."""
-    from mappo_training.config import from_dict
     from mappo_training.sim import BatchedSwarmEnv, SimConfig
+    from swarm_contract.config import from_dict
 
     env = BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=2, seed=seed)
     rng = np.random.default_rng(seed)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mappo_training.config import ConfigError
+from swarm_contract.config import ConfigError
 
 
 def load_factory(spec: str):

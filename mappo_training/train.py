@@ -25,7 +25,6 @@ import numpy as np
 import yaml
 
 from mappo_training import checkpoint as ckpt
-from mappo_training.config import ConfigError
 from mappo_training.experiment import (
     DEFAULT_CONFIG,
     TrainConfig,
@@ -43,6 +42,7 @@ from mappo_training.rollout import (
     collect,
     compute_targets,
 )
+from swarm_contract.config import ConfigError
 
 RUNS_DIR = Path("runs")
 
@@ -53,8 +53,8 @@ RUNS_DIR = Path("runs")
 
 
 def make_swarm_env(sim: dict, num_arenas: int, seed: int):
-    from mappo_training.config import from_dict
     from mappo_training.sim import BatchedSwarmEnv, SimConfig
+    from swarm_contract.config import from_dict
 
     return BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=num_arenas, seed=seed)
 
@@ -566,7 +566,7 @@ def start(cfg: TrainConfig, run_dir: Path, *, command: str = "", quiet: bool = F
 
 def resume(run_dir: Path, *, quiet: bool = False) -> Trainer:
     """Continue a run from its newest readable checkpoint."""
-    from mappo_training.config import load_yaml
+    from swarm_contract.config import load_yaml
 
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")

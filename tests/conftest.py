@@ -15,25 +15,17 @@ ships in models/.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mappo_training.robot_io import Contract
-from mappo_training.ros_domains import claim_domain_id
+from swarm_contract.robot_io import Contract
+from swarm_ops.ros_domains import claim_domain_id
 
 OPSET = 17
-
-# `make setup` installs the ROS package in editable mode; without it, tests
-# still import it (and start its nodes) from the source tree.
-_PACKAGE_SRC = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "swarm_controller"
-if importlib.util.find_spec("swarm_controller") is None and _PACKAGE_SRC.is_dir():
-    sys.path.insert(0, str(_PACKAGE_SRC))
 
 
 # --------------------------------------------------------------------------- #

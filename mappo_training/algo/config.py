@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mappo_training.config import ConfigError
+from swarm_contract.config import ConfigError
 
 AGENT_ID_CHOICES = ("onehot", "none")
 CRITIC_INPUT_CHOICES = ("state", "local")

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mappo_training.export import load_torch_reference, random_observations
-    from mappo_training.robot_io import Contract
+    from swarm_contract.robot_io import Contract
 
     onnx_path = args.model_dir / "robot_0.onnx"
     ref_path = args.model_dir / "torch_reference.pt"

@@ -4,7 +4,7 @@
 lidar, episode length, critic state); `RewardConfig` holds the weights of the
 team reward. Both validate themselves on construction and name the bad field;
 `load_sim_config` fills them from a mapping or a YAML file through
-`mappo_training.config.from_dict`, so unknown keys fail loudly.
+`swarm_contract.config.from_dict`, so unknown keys fail loudly.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mappo_training import robot_io
-from mappo_training.config import from_dict, load_yaml
 from mappo_training.sim.geometry import MIN_OBSTACLE_SIZE, Obstacle
+from swarm_contract import robot_io
+from swarm_contract.config import from_dict, load_yaml
 
 Scenario = Literal["random", "circle", "swap"]
 StateMode = Literal["global", "agent_specific"]

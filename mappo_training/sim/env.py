@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from mappo_training import robot_io
-from mappo_training.config import ConfigError
 from mappo_training.sim.config import SimConfig, load_sim_config
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
@@ -34,6 +32,8 @@ from mappo_training.sim.scenarios import (
     required_arena_size,
 )
 from mappo_training.sim.world import World
+from swarm_contract import robot_io
+from swarm_contract.config import ConfigError
 
 GLOBAL_FEATURES_PER_ROBOT = 9
 """x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived."""

@@ -30,7 +30,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mappo_training import robot_io
 from mappo_training.sim import bodies
 from mappo_training.sim.geometry import (
     obstacle_clearance,
@@ -40,6 +39,7 @@ from mappo_training.sim.geometry import (
 )
 from mappo_training.sim.lidar import LidarCaster
 from mappo_training.sim.scenarios import ArenaLayout
+from swarm_contract import robot_io
 
 ROBOT_HEIGHT = 0.2
 LIDAR_HEIGHT = 0.15

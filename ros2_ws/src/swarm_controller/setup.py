@@ -14,14 +14,12 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        # launch/ links to the repository's launch files (their own issue).
         (
             f"share/{PACKAGE}/launch",
             glob("launch/*.py") + glob("launch/*.yaml") + glob("launch/*.rviz"),
         ),
     ],
-    # mappo_training (robot_io, onnx_policy) comes from pip, not from here:
-    # colcon must not try to resolve it as a ROS package.
+    # swarm_contract and the ROS packages come from rosdep (package.xml) or pip.
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="swarm controller maintainers",
@@ -31,7 +29,6 @@ setup(
     entry_points={
         "console_scripts": [
             f"policy_node = {PACKAGE}.policy_node:main",
-            f"sim_bridge = {PACKAGE}.sim_bridge:main",
         ],
     },
 )

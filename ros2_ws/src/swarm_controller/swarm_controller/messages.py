@@ -8,7 +8,7 @@ from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import LaserScan
 
-from mappo_training.robot_io import yaw_from_quaternion
+from swarm_contract.robot_io import yaw_from_quaternion
 
 
 def scan_ranges(msg: LaserScan) -> np.ndarray:

@@ -17,7 +17,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from mappo_training.robot_io import RobotProfile
+from swarm_contract.robot_io import RobotProfile
 
 _DEFAULT_ROBOT = RobotProfile()
 

@@ -56,9 +56,9 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
-from mappo_training.config import ConfigError, from_dict, load_yaml
-from mappo_training.onnx_policy import OnnxPolicy, PolicyRejected
-from mappo_training.robot_io import Contract, ObservationBuilder, clamp_twist
+from swarm_contract.config import ConfigError, from_dict, load_yaml
+from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected
+from swarm_contract.robot_io import Contract, ObservationBuilder, clamp_twist
 from swarm_controller import parameters
 from swarm_controller.executor import ControlFirstExecutor
 from swarm_controller.messages import VelocityCommand, goal_xy, odom_pose_and_twist, scan_ranges

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from mappo_training.onnx_policy import OnnxPolicy
+from swarm_contract.onnx_policy import OnnxPolicy
 
 
 @dataclass

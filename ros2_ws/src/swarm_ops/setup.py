@@ -1,0 +1,31 @@
+"""ament_python package swarm_ops: deploy, swap, demo, sim bridge, benchmarks."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "swarm_ops"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    # Dependencies come from rosdep (package.xml) or pip; the simulator
+    # (mappo_training, pybullet) only where a simulated swarm runs.
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="swarm controller maintainers",
+    maintainer_email="maintainers@example.org",
+    description="Start, swap, watch and measure a swarm of policy nodes; the PyBullet sim bridge.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            f"sim_bridge = {PACKAGE}.sim_bridge:main",
+        ],
+    },
+)

@@ -1,0 +1,219 @@
+"""`swarm deploy`: real node processes over DDS, as a user starts and stops them.
+
+The simulated swarm runs the shipped default policy (models/default): the sim
+bridge plus one policy-node process per robot, exactly what swarm_sim.launch.py
+starts. Each test has its own ROS_DOMAIN_ID (conftest's `ros_domain`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mappo_training.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = REPO / "models" / "default"
+
+
+def shipped_policy() -> Path:
+    if not any(DEFAULT_POLICY.glob("robot_*.onnx")):
+        pytest.fail(
+            f"{DEFAULT_POLICY} holds no robot_<i>.onnx: the shipped default policy is missing"
+            " (export one with `swarm export <run> --out models/default`)"
+        )
+    return DEFAULT_POLICY
+
+
+# --------------------------------------------------------------------------- #
+# Mistakes are refused before anything starts.
+# --------------------------------------------------------------------------- #
+
+
+def test_a_bad_fleet_file_is_refused_naming_the_mistake(tmp_path, capsys):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("policy: nowhere\nrobots: [{namespace: tb3_0, remappings: {laser: /x}}]\n")
+    assert main(["deploy", "--fleet", str(fleet), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "'laser' is not a topic of the policy node" in err and "cmd_vel" in err
+    assert not (tmp_path / "runs").exists(), "nothing was started"
+
+
+def test_deploy_needs_a_fleet_or_the_sim(capsys):
+    with pytest.raises(SystemExit):
+        main(["deploy", "--robots", "2"])
+    assert "--fleet" in capsys.readouterr().err
+
+
+def test_a_node_that_keeps_crashing_is_restarted_then_left_down(tmp_path, monkeypatch):
+    from swarm_controller.fleet import NodeSpec
+    from swarm_ops.deploy import Deployment
+
+    # A stand-in node program that always fails, importable as fake_nodes.crash.
+    package = tmp_path / "fake_nodes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "crash.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    spec = NodeSpec(
+        "crash", "crash", "/robot_0", {"policy_path": "p.onnx"}, respawn=True, respawn_delay=0.05
+    )
+    spec = dataclasses.replace(spec, package="fake_nodes")
+    lines: list[str] = []
+    deployment = Deployment([spec], tmp_path / "run", say=lines.append, max_restarts=2)
+    deployment.start()
+    try:
+        deadline = time.monotonic() + 20
+        down = []
+        while not down and time.monotonic() < deadline:
+            down = deployment.poll()
+            time.sleep(0.02)
+    finally:
+        deployment.stop()
+    assert [n.spec.label for n in down] == ["robot_0.crash"]
+    assert down[0].restarts == 2 and down[0].exit_codes == [3, 3, 3]
+    assert "robot_0.crash exited (code 3) after 2 restarts; leaving it down" in lines[-1]
+    log = (tmp_path / "run" / "robot_0.crash.log").read_text()
+    assert log.count("args ['--ros-args', '-r', '__node:=crash', '-r', '__ns:=/robot_0'") == 3
+
+
+# --------------------------------------------------------------------------- #
+# Real processes.
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def probe(ros_domain):
+    from ros_helpers import RosProbe
+
+    probe = RosProbe(ros_domain)
+    yield probe
+    probe.close()
+
+
+def events_recorder(probe):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    # The bridge keeps its events for late subscribers; ask for that history.
+    qos = QoSProfile(
+        depth=100,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    return probe.record(String, "/swarm/events", qos)
+
+
+def events_of(recorder, kind: str) -> list[dict]:
+    return [e for e in (json.loads(m.data) for m in recorder.messages()) if e["type"] == kind]
+
+
+def command_recorders(probe, robots: int) -> list:
+    from geometry_msgs.msg import Twist
+
+    return [probe.record(Twist, f"/robot_{i}/cmd_vel") for i in range(robots)]
+
+
+@pytest.mark.ros
+def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_path, probe):
+    from ros_helpers import wait_for
+
+    policy = shipped_policy()
+    events = events_recorder(probe)
+    commands = command_recorders(probe, 2)
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "mappo_training.cli", "deploy", "--sim", "--robots", "2"]
+        + ["--policy", str(policy), "--scenario", "random", "--seed", "0"]
+        + ["--real-time-factor", "3", "--runs", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ends = wait_for(lambda: events_of(events, "episode_end"), 60.0, "an episode to end")
+        first = ends[0]
+        assert first["arrived_fraction"] == 1.0, f"not every robot arrived: {first}"
+        arrivals = {e["robot"] for e in events_of(events, "arrival") if e["episode"] == 0}
+        assert arrivals == {0, 1}
+
+        # Ctrl-C: robots are driving their next episode when it comes.
+        wait_for(lambda: all(c.messages() for c in commands), 10.0, "commands from both robots")
+        deploy.send_signal(signal.SIGINT)
+        output, _ = deploy.communicate(timeout=30)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+            deploy.communicate()
+    assert deploy.returncode == 0, output
+    time.sleep(0.3)
+    for i, recorder in enumerate(commands):
+        last = recorder.last()
+        assert (last.linear.x, last.angular.z) == (0.0, 0.0), f"robot_{i} last command {last}"
+    assert len(re.findall(r"stopped \(clean\)", output)) == 3, output
+
+    # It said what runs where: each node's pid and its own log in the run folder.
+    run_dir = Path(re.search(r"logs: (\S+)", output).group(1))
+    assert run_dir.parent == tmp_path
+    for label in ("sim_bridge", "robot_0.policy_node", "robot_1.policy_node"):
+        assert label in output
+        assert (run_dir / f"{label}.log").stat().st_size > 0
+    for pid in map(int, re.findall(r"pid (\d+)", output)):
+        assert not Path(f"/proc/{pid}").exists() or "swarm_controller" not in Path(
+            f"/proc/{pid}/cmdline"
+        ).read_text(errors="replace"), f"node process {pid} outlived swarm deploy"
+
+
+@pytest.mark.ros
+def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, probe):
+    from ros_helpers import wait_for
+
+    from swarm_controller.fleet import sim_node_specs
+    from swarm_ops.deploy import Deployment
+
+    specs = sim_node_specs(
+        num_robots=2,
+        policy=shipped_policy(),
+        scenario="random",
+        seed=0,
+        bridge_parameters={"real_time_factor": 2.0},
+    )
+    events = events_recorder(probe)
+    commands = command_recorders(probe, 2)
+    lines: list[str] = []
+    with Deployment(specs, tmp_path / "run", say=lines.append) as deployment:
+        victim = deployment.node("robot_1.policy_node")
+
+        def moving_since(t: float):
+            return [m for m in commands[1].messages(since=t) if abs(m.linear.x) > 0.01]
+
+        wait_for(lambda: moving_since(0.0), 30.0, "robot_1 driving")
+        old_pid = victim.pid
+        os.kill(old_pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        def respawned():
+            deployment.poll()
+            return victim.restarts == 1 and victim.running and victim.pid != old_pid
+
+        wait_for(respawned, 15.0, "robot_1's node to be restarted")
+        assert any("robot_1.policy_node exited (code -9); restarting" in x for x in lines)
+        wait_for(lambda: moving_since(killed_at), 30.0, "robot_1 driving again")
+
+        def robot_1_arrived():
+            deployment.poll()
+            return [e for e in events_of(events, "arrival") if e["robot"] == 1]
+
+        wait_for(robot_1_arrived, 60.0, "robot_1 to reach its goal after the restart")
+        assert deployment.node("robot_0.policy_node").restarts == 0
+    assert all(n.stopped_cleanly for n in deployment.nodes)
+    log = (tmp_path / "run" / "robot_1.policy_node.log").read_text()
+    assert "restart 1:" in log, "the restart is in the node's own log"

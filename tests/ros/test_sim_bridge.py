@@ -1,0 +1,252 @@
+"""The sim bridge's simulation and parameters, without DDS.
+
+The episode rules (commands time out, arrived robots park, episodes end and
+are scored) must match training's BatchedSwarmEnv, so a run through ROS is
+scored like `swarm eval`. The ROS side is tested in test_sim_bridge_ros.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+import ros_sim_helpers  # noqa: F401  (makes swarm_controller importable from the tree)
+import yaml
+from builtin_interfaces.msg import Time
+from visualization_msgs.msg import Marker
+
+from mappo_training.sim import ArenaLayout, BatchedSwarmEnv, Obstacle, SimConfig
+from swarm_contract.config import ConfigError
+from swarm_contract.robot_io import load_profile
+from swarm_ops.sim_bridge import SimulatedArena, arena_markers, event_json
+from swarm_ops.sim_bridge_config import (
+    PARAMETERS,
+    BridgeSettings,
+    build_sim_config,
+    settings_from_parameters,
+)
+
+PROFILE = load_profile()
+R = PROFILE.radius
+
+
+def two_robot_layout(arena_size: float = 3.0) -> ArenaLayout:
+    """Robot 0 faces a goal 0.6 m ahead; robot 1 faces a wall 0.5 m ahead."""
+    starts = np.array([[-1.0, 0.0, 0.0], [1.0, 1.0, math.pi / 2]])
+    goals = np.array([[-0.4, 0.0], [1.0, -1.0]])
+    return ArenaLayout(arena_size, starts, goals, (), robot_radius=R, goal_tolerance=0.15)
+
+
+@pytest.fixture
+def make_arena():
+    arenas = []
+
+    def make(cfg: SimConfig, layout: ArenaLayout | None = None, **kwargs) -> SimulatedArena:
+        arena = SimulatedArena(cfg, **kwargs)
+        arenas.append(arena)
+        arena.start_episode(layout)
+        return arena
+
+    yield make
+    for arena in arenas:
+        arena.close()
+
+
+# --------------------------------------------------------------------------- #
+# Episodes are scored like training scores them.
+# --------------------------------------------------------------------------- #
+
+
+def test_bridge_scores_an_episode_exactly_like_the_training_env(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=40)
+    layout = two_robot_layout()
+    arena = make_arena(cfg, layout)
+    with BatchedSwarmEnv(cfg, num_arenas=1, seed=0) as env:
+        env.reset(layouts=[layout])
+        commands = np.array([[0.2, 0.0], [0.2, 0.0]])
+        env_arrivals, bridge_arrivals, bridge_collisions = [], [], []
+        for step in range(cfg.max_steps):
+            for robot, (v, w) in enumerate(commands):
+                arena.command(robot, v, w)
+            outcome = arena.step()
+            *_, info = env.step((commands / [PROFILE.max_linear, PROFILE.max_angular])[None])
+            env_arrivals += [(step, int(r)) for r in np.flatnonzero(info["arrived"][0])]
+            bridge_arrivals += [
+                (step, e["robot"]) for e in outcome.events if e["type"] == "arrival"
+            ]
+            bridge_collisions += [e for e in outcome.events if e["type"] == "collision"]
+        expected = info["episodes"][0]
+    end = outcome.episode_end
+    assert end is not None and end["reason"] == "timeout"
+    assert bridge_arrivals == env_arrivals == [(bridge_arrivals[0][0], 0)]
+    for key in ("success", "collisions", "robot_collisions", "static_collisions", "length"):
+        assert end[key] == expected[key], key
+    for key in ("arrived_fraction", "time_to_goal", "path_efficiency"):
+        assert end[key] == pytest.approx(expected[key]), key
+    # Robot 1 pushed against the wall for many steps, but that is one contact.
+    assert expected["static_collisions"] > 5
+    assert [(e["robot"], e["with"]) for e in bridge_collisions] == [(1, "static")]
+    # Robot 0 parked on arrival although it was still told to drive.
+    x, y, _ = arena.world.poses()[0, 0]
+    assert math.hypot(x + 0.4, y) < cfg.goal_tolerance
+
+
+def test_a_command_drives_for_cmd_timeout_then_the_robot_stops(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=100)
+    arena = make_arena(cfg, two_robot_layout(), cmd_timeout=0.5)
+    arena.command(0, 0.2, 0.0)
+    speeds = []
+    for _ in range(10):
+        arena.step()
+        speeds.append(arena.world.velocities()[0, 0, 0])
+    assert speeds == pytest.approx([0.2] * 5 + [0.0] * 5)
+    assert arena.world.poses()[0, 0, 0] == pytest.approx(-1.0 + 0.2 * 0.5)
+
+
+def test_a_non_finite_command_stops_the_robot_and_is_counted(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=100)
+    arena = make_arena(cfg, two_robot_layout())
+    arena.command(0, 0.2, 0.0)
+    arena.step()
+    assert arena.command(0, math.nan, 0.0) is False
+    assert arena.command(0, 0.1, math.inf) is False
+    x_before = arena.world.poses()[0, 0, 0]
+    arena.step()
+    assert arena.world.poses()[0, 0, 0] == x_before
+    assert arena.world.velocities()[0, 0] == pytest.approx([0.0, 0.0])
+    assert arena.end_episode("reset")["rejected_commands"] == 2
+
+
+def test_episode_ends_when_every_robot_arrived_and_the_next_has_a_new_layout(make_arena):
+    cfg = SimConfig(num_robots=1, arena_size=3.0, scenario="random")
+    arena = make_arena(cfg, seed=4)
+    first_goal = arena.world.goals()[0, 0].copy()
+    outcome = None
+    for _ in range(arena.max_steps):
+        x, y, yaw = arena.world.poses()[0, 0]
+        bearing = math.atan2(first_goal[1] - y, first_goal[0] - x) - yaw
+        bearing = math.atan2(math.sin(bearing), math.cos(bearing))
+        arena.command(0, 0.22 * max(0.0, math.cos(bearing)) ** 4, 3.0 * bearing)
+        outcome = arena.step()
+        if outcome.episode_end:
+            break
+    end = outcome.episode_end
+    assert end["reason"] == "all_arrived" and end["success"] is True
+    assert end["arrived_fraction"] == 1.0 and 0.0 < end["path_efficiency"] <= 1.0
+    start = arena.start_episode()
+    assert start["episode"] == 1
+    assert not np.allclose(start["goals"][0], first_goal)
+
+
+def test_end_on_collision_ends_the_episode_at_the_first_contact(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=100, end_on_collision=True)
+    arena = make_arena(cfg, two_robot_layout())
+    steps = 0
+    while steps < 100:
+        arena.command(1, 0.2, 0.0)
+        outcome = arena.step()
+        steps += 1
+        if outcome.episode_end:
+            break
+    end = outcome.episode_end
+    assert end["reason"] == "collision" and end["success"] is False
+    # The wall is 0.5 - R ahead: the first contact comes after about 20 steps at 0.02 m.
+    assert end["static_collisions"] == 1 and end["length"] == steps > 15
+    assert [e["type"] for e in outcome.events] == ["collision"]
+
+
+def test_an_episode_without_arrivals_is_reported_as_strict_json(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=5)
+    arena = make_arena(cfg, two_robot_layout())
+    end = arena.end_episode("reset")
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    parsed = json.loads(event_json(end), parse_constant=refuse)
+    assert parsed["time_to_goal"] is None and parsed["path_efficiency"] is None
+    assert parsed["type"] == "episode_end" and parsed["robot"] is None
+
+
+def test_markers_show_walls_obstacles_robots_and_goals(make_arena):
+    layout = two_robot_layout()
+    layout = ArenaLayout(
+        layout.arena_size,
+        layout.starts,
+        layout.goals,
+        (Obstacle("cylinder", 0.0, -1.0, radius=0.2), Obstacle("box", -1.0, 1.0)),
+        robot_radius=R,
+    )
+    arena = make_arena(SimConfig(num_robots=2, arena_size=3.0), layout)
+    markers = arena_markers(arena, "odom", Time()).markers
+    assert markers[0].action == Marker.DELETEALL  # last episode's obstacles go away
+    by_ns = {}
+    for m in markers[1:]:
+        by_ns.setdefault(m.ns, []).append(m)
+        assert m.header.frame_id == "odom"
+    assert {ns: len(ms) for ns, ms in by_ns.items()} == {
+        "walls": 4,
+        "obstacles": 2,
+        "goals": 2,
+        "robots": 2,
+        "headings": 2,
+        "labels": 2,
+    }
+    robot = by_ns["robots"][1]
+    assert (robot.pose.position.x, robot.pose.position.y) == pytest.approx((1.0, 1.0))
+    assert robot.scale.x == pytest.approx(2 * R)
+    assert [m.type for m in by_ns["obstacles"]] == [Marker.CYLINDER, Marker.CUBE]
+
+
+# --------------------------------------------------------------------------- #
+# Parameters.
+# --------------------------------------------------------------------------- #
+
+
+def test_sim_config_file_then_overrides_then_parameters(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text(
+        yaml.safe_dump({"run": {"name": "x"}, "sim": {"num_robots": 6, "scenario": "circle"}})
+    )
+    settings = settings_from_parameters(
+        {
+            "sim_config": str(path),
+            "sim_overrides": ["end_on_collision=true", "num_robots=5"],
+            "num_robots": 3,
+        }
+    )
+    cfg = build_sim_config(settings)
+    assert (cfg.num_robots, cfg.scenario, cfg.end_on_collision) == (3, "circle", True)
+    unset = build_sim_config(settings_from_parameters({"sim_config": str(path)}))
+    assert (unset.num_robots, unset.scenario) == (6, "circle")
+
+
+def test_a_bad_scenario_names_the_value_the_choices_and_where_it_came_from():
+    with pytest.raises(ConfigError) as err:
+        build_sim_config(settings_from_parameters({"scenario": "spiral"}))
+    message = str(err.value)
+    assert "'spiral'" in message and "circle" in message and "swap" in message
+    assert "num_robots" in message  # says which parameters feed the sim config
+
+
+def test_a_bad_namespace_prefix_is_refused_with_an_example():
+    with pytest.raises(ConfigError, match=r"namespace_prefix='/robot 0'.*e\.g\. 'robot_'"):
+        BridgeSettings(namespace_prefix="/robot 0")
+    assert BridgeSettings(namespace_prefix="fleet/tb3_").robot_namespace(2) == "fleet/tb3_2"
+
+
+def test_the_sample_params_file_sets_only_real_parameters_and_builds_a_task():
+    path = ros_sim_helpers.SAMPLE_PARAMS
+    values = yaml.safe_load(path.read_text())["sim_bridge"]["ros__parameters"]
+    declared = {spec.name for spec in PARAMETERS}
+    assert set(values) <= declared
+    for spec in PARAMETERS:
+        if spec.name in values:
+            assert type(values[spec.name]) is type(spec.default), spec.name
+    cfg = build_sim_config(settings_from_parameters(values))
+    assert cfg.num_robots == values["num_robots"] and cfg.scenario == values["scenario"]

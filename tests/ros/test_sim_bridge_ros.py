@@ -1,0 +1,412 @@
+"""The sim bridge over real DDS: a bridge process, and this test as another ROS node.
+
+One bridge serves most tests: 3 robots in the circle scenario, close to the
+centre of a large arena (so most lidar rays see nothing), 5x real time.
+Tests that drive a robot start a fresh episode through /swarm/reset first, so
+they do not depend on each other. Times in assertions are simulated seconds
+from message stamps, so a slow machine changes how long a test takes, not
+whether it passes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from ros_sim_helpers import (
+    SAMPLE_PARAMS,
+    BridgeProcess,
+    EventLog,
+    RosProbe,
+    drive_towards,
+    hold_command,
+    isolated_ros_env,
+    odom_pose,
+    stamp_seconds,
+    wait_until,
+)
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
+
+from swarm_contract.robot_io import load_profile, wrap_angle
+
+pytestmark = pytest.mark.ros
+
+PROFILE = load_profile()
+RTF = 5.0
+NUM_ROBOTS = 3
+CIRCLE_RADIUS = 0.6
+ARENA = 8.4  # walls 4.2 m from the centre: beyond the 3.5 m lidar from every start
+BRIDGE_PARAMS = {
+    "num_robots": NUM_ROBOTS,
+    "scenario": "circle",
+    "sim_overrides": [f"circle_radius={CIRCLE_RADIUS}"],
+    "arena_size": ARENA,
+    "seed": 5,
+    "real_time_factor": RTF,
+    "publish_clock": True,
+    "cmd_timeout": 0.5,
+}
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+class Swarm:
+    """What the test node hears from the bridge."""
+
+    def __init__(self, probe: RosProbe) -> None:
+        self.events = EventLog(probe)
+        self.odom = [
+            probe.listen(f"/robot_{i}/odom", Odometry, qos_profile_sensor_data)
+            for i in range(NUM_ROBOTS)
+        ]
+        self.scan_1 = probe.listen("/robot_1/scan", LaserScan, qos_profile_sensor_data, keep=20)
+        self.clock = probe.listen("/clock", Clock, 10, keep=50)
+
+    def current_episode(self) -> dict:
+        return max(self.events.events(type="episode_start"), key=lambda e: e["episode"])
+
+
+@pytest.fixture(scope="module")
+def domain():
+    with isolated_ros_env() as domain_id:
+        yield domain_id
+
+
+@pytest.fixture(scope="module")
+def bridge(domain, tmp_path_factory):
+    process = BridgeProcess(BRIDGE_PARAMS, tmp_path_factory.mktemp("bridge"), SAMPLE_PARAMS)
+    yield process
+    process.stop()
+    assert "Traceback" not in process.output(), process.output()
+
+
+@pytest.fixture(scope="module")
+def probe(domain, bridge):
+    node = RosProbe(domain)
+    yield node
+    node.close()
+
+
+@pytest.fixture(scope="module")
+def swarm(probe, bridge) -> Swarm:
+    swarm = Swarm(probe)
+    try:
+        swarm.events.wait_for(20.0, type="episode_start")
+        swarm.odom[0].wait_for_count(1, 10.0, "/robot_0/odom")
+    except AssertionError:
+        bridge.check_alive()
+        raise
+    return swarm
+
+
+def new_episode(probe: RosProbe, swarm: Swarm) -> dict:
+    """Reset through the service; the new episode_start once robot 0's odom shows it."""
+    previous = swarm.current_episode()["episode"]
+    answer = probe.call_trigger("/swarm/reset")
+    assert answer.success, answer.message
+    start = swarm.events.wait_for(5.0, type="episode_start", episode=previous + 1)
+    x0, y0 = start["starts"][0][:2]
+
+    def robot_0_at_start():
+        msg = swarm.odom[0].latest()
+        return msg is not None and math.dist(odom_pose(msg)[:2], (x0, y0)) < 1e-3
+
+    wait_until(robot_0_at_start, 5.0, "robot 0's odom at its new start")
+    return start
+
+
+def odom_after(recorder, since: int) -> list:
+    return recorder.messages[-(recorder.count - since) :] if recorder.count > since else []
+
+
+# --------------------------------------------------------------------------- #
+# Topics.
+# --------------------------------------------------------------------------- #
+
+
+def test_each_robot_has_scan_odom_goal_and_cmd_vel_under_its_namespace(probe, swarm):
+    types = {
+        "scan": "sensor_msgs/msg/LaserScan",
+        "odom": "nav_msgs/msg/Odometry",
+        "goal": "geometry_msgs/msg/PoseStamped",
+    }
+    node = probe.node
+
+    def bridge_endpoints(topic: str, publishers: bool) -> list:
+        info = (
+            node.get_publishers_info_by_topic
+            if publishers
+            else node.get_subscriptions_info_by_topic
+        )
+        return [e for e in info(topic) if e.node_name == "sim_bridge"]
+
+    for i in range(NUM_ROBOTS):
+        for name, type_name in types.items():
+            topic = f"/robot_{i}/{name}"
+            [endpoint] = wait_until(
+                lambda topic=topic: bridge_endpoints(topic, True), 5.0, f"the bridge on {topic}"
+            )
+            assert endpoint.topic_type == type_name
+            qos = endpoint.qos_profile
+            if name == "goal":
+                assert qos.reliability == ReliabilityPolicy.RELIABLE
+                assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+            else:
+                assert qos.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data
+        [command] = bridge_endpoints(f"/robot_{i}/cmd_vel", False)
+        assert command.topic_type == "geometry_msgs/msg/Twist"
+    assert not bridge_endpoints(f"/robot_{NUM_ROBOTS}/scan", True)
+
+
+def test_a_scan_has_360_rays_inf_where_nothing_is_hit_and_sees_the_others(swarm):
+    scan = swarm.scan_1.wait_for_count(1, 5.0, "/robot_1/scan")[-1]
+    increment = 2 * math.pi / 360
+    assert scan.header.frame_id == "robot_1/base_scan"
+    assert len(scan.ranges) == 360
+    assert scan.angle_min == 0.0
+    assert scan.angle_increment == pytest.approx(increment)
+    assert scan.angle_max == pytest.approx(2 * math.pi - increment)
+    assert (scan.range_min, scan.range_max) == pytest.approx((PROFILE.range_min, PROFILE.range_max))
+    ranges = np.asarray(scan.ranges)
+    # Walls are out of range: REP-117 says +inf ("no return"), not range_max or 0.
+    assert np.isposinf(ranges).sum() > 300
+    assert not np.isnan(ranges).any()
+    # Robot 2 (never driven) shows up where the LaserScan convention puts it:
+    # ray k at angle_min + k * increment, counter-clockwise from straight ahead.
+    swarm.odom[1].wait_for_count(1, 5.0, "/robot_1/odom")
+    swarm.odom[2].wait_for_count(1, 5.0, "/robot_2/odom")
+    x1, y1, yaw1 = odom_pose(swarm.odom[1].latest())
+    x2, y2, _ = odom_pose(swarm.odom[2].latest())
+    bearing = float(wrap_angle(math.atan2(y2 - y1, x2 - x1) - yaw1)) % (2 * math.pi)
+    ray = round(bearing / increment) % 360
+    assert ranges[ray] == pytest.approx(math.dist((x1, y1), (x2, y2)) - PROFILE.radius, abs=0.03)
+
+
+def test_a_late_subscriber_still_gets_the_goal_in_the_odom_frame(probe, swarm):
+    start = swarm.current_episode()
+    goals = probe.listen("/robot_2/goal", PoseStamped, LATCHED)
+    goal = goals.wait_for_count(1, 5.0, "the latched /robot_2/goal")[0]
+    assert (goal.pose.position.x, goal.pose.position.y) == pytest.approx(
+        start["goals"][2], abs=1e-4
+    )
+    assert goal.header.frame_id == swarm.odom[2].latest().header.frame_id == "odom"
+
+
+def test_clock_advances_at_the_real_time_factor(swarm):
+    swarm.clock.wait_for_count(2, 5.0, "/clock")
+    first, wall_first = stamp_seconds(swarm.clock.latest()), time.monotonic()
+    time.sleep(1.0)
+    last, wall_last = stamp_seconds(swarm.clock.latest()), time.monotonic()
+    rate = (last - first) / (wall_last - wall_first)
+    assert 0.5 * RTF < rate < 1.2 * RTF
+    # Sensor stamps are simulated time too, so use_sim_time nodes can judge their age.
+    assert abs(stamp_seconds(swarm.odom[0].latest()) - last) < 1.0
+
+
+# --------------------------------------------------------------------------- #
+# Driving.
+# --------------------------------------------------------------------------- #
+
+
+def test_forward_command_moves_the_robot_ahead_at_the_commanded_speed(probe, swarm):
+    new_episode(probe, swarm)
+    since = swarm.odom[0].count
+    hold_command(probe, "/robot_0/cmd_vel", 0.15, 0.0, seconds=0.5)
+    hold_command(probe, "/robot_0/cmd_vel", 0.0, 0.0, seconds=0.05)
+    moving = [m for m in odom_after(swarm.odom[0], since) if m.twist.twist.linear.x > 0]
+    assert len(moving) >= 5, "robot 0 hardly moved"
+    assert {round(m.twist.twist.linear.x, 6) for m in moving} == {0.15}
+    (x0, y0, yaw), (x1, y1, _) = odom_pose(moving[0]), odom_pose(moving[-1])
+    elapsed = stamp_seconds(moving[-1]) - stamp_seconds(moving[0])
+    assert math.hypot(x1 - x0, y1 - y0) / elapsed == pytest.approx(0.15, rel=0.02)
+    assert math.atan2(y1 - y0, x1 - x0) == pytest.approx(yaw, abs=0.01)  # straight ahead
+
+
+def test_turn_command_turns_counter_clockwise(probe, swarm):
+    new_episode(probe, swarm)
+    since = swarm.odom[0].count
+    hold_command(probe, "/robot_0/cmd_vel", 0.0, 1.0, seconds=0.4)
+    hold_command(probe, "/robot_0/cmd_vel", 0.0, 0.0, seconds=0.05)
+    turning = [m for m in odom_after(swarm.odom[0], since) if m.twist.twist.angular.z > 0]
+    assert len(turning) >= 5, "robot 0 hardly turned"
+    yaws = np.unwrap([odom_pose(m)[2] for m in turning])
+    elapsed = stamp_seconds(turning[-1]) - stamp_seconds(turning[0])
+    assert (yaws[-1] - yaws[0]) / elapsed == pytest.approx(1.0, rel=0.02)  # positive: CCW
+    assert math.dist(odom_pose(turning[0])[:2], odom_pose(turning[-1])[:2]) < 1e-6
+
+
+def test_robot_stops_cmd_timeout_after_the_last_command(probe, swarm):
+    new_episode(probe, swarm)
+    hold_command(probe, "/robot_0/cmd_vel", 0.1, 0.0, seconds=0.3)
+    last_seen = stamp_seconds(swarm.odom[0].latest())
+    since = swarm.odom[0].count
+
+    def first_stopped():
+        later = odom_after(swarm.odom[0], since)
+        return next((m for m in later if m.twist.twist.linear.x == 0.0), None)
+
+    stopped = wait_until(first_stopped, 5.0, "robot 0 to stop without commands")
+    drove_on = stamp_seconds(stopped) - last_seen
+    # cmd_timeout is 0.5 s; the last command reached the bridge within a step
+    # or two of the odom stamp we had seen when we stopped sending.
+    assert 0.45 <= drove_on <= 1.0
+    parked_at = odom_pose(stopped)[:2]
+    time.sleep(0.3)
+    assert math.dist(odom_pose(swarm.odom[0].latest())[:2], parked_at) < 1e-6
+
+
+def test_driving_into_a_wall_reports_a_collision(probe, swarm):
+    start = new_episode(probe, swarm)
+    x, y = start["starts"][0][:2]
+    outward = (x / math.hypot(x, y), y / math.hypot(x, y))
+    beyond_the_wall = (x + 10 * outward[0], y + 10 * outward[1])
+    [event] = drive_towards(
+        probe,
+        swarm.odom[0],
+        "/robot_0/cmd_vel",
+        beyond_the_wall,
+        done=lambda: swarm.events.events(type="collision", robot=0, episode=start["episode"]),
+        timeout=20.0,
+    )
+    assert event["with"] == "static"
+    x, y, _ = odom_pose(swarm.odom[0].latest())
+    assert max(abs(x), abs(y)) == pytest.approx(ARENA / 2 - PROFILE.radius, abs=0.05)
+
+
+def test_driving_to_the_goal_reports_an_arrival_and_the_robot_parks(probe, swarm):
+    start = new_episode(probe, swarm)
+    goal = tuple(start["goals"][0])
+    [event] = drive_towards(
+        probe,
+        swarm.odom[0],
+        "/robot_0/cmd_vel",
+        goal,
+        done=lambda: swarm.events.events(type="arrival", robot=0, episode=start["episode"]),
+        timeout=15.0,
+    )
+    # It starts facing its goal 1.2 m away and arrives goal_tolerance short of it.
+    shortest = (2 * CIRCLE_RADIUS - start["goal_tolerance"]) / PROFILE.max_linear
+    assert shortest <= event["time_to_goal"] < shortest + 2.0
+    hold_command(probe, "/robot_0/cmd_vel", 0.2, 0.0, seconds=0.3)
+    parked = swarm.odom[0].latest()
+    assert parked.twist.twist.linear.x == 0.0
+    assert math.dist(odom_pose(parked)[:2], goal) < 0.15
+
+
+def test_reset_ends_the_episode_with_a_summary_and_publishes_new_goals(probe, swarm):
+    goals = probe.listen("/robot_1/goal", PoseStamped, LATCHED)
+    goals.wait_for_count(1, 5.0, "the latched /robot_1/goal")
+    old = swarm.current_episode()
+    start = new_episode(probe, swarm)
+    [end] = swarm.events.events(type="episode_end", episode=old["episode"])
+    assert end["reason"] == "reset" and end["success"] is False
+    assert end["length"] > 0 and 0.0 <= end["arrived_fraction"] < 1.0
+    assert {"collisions", "time_to_goal", "path_efficiency"} <= set(end)
+    new_goal = tuple(start["goals"][1])
+    assert math.dist(new_goal, old["goals"][1]) > 1e-3
+
+    def new_goal_received():
+        return any(
+            math.dist((m.pose.position.x, m.pose.position.y), new_goal) < 1e-4
+            for m in goals.messages
+        )
+
+    wait_until(new_goal_received, 5.0, "robot 1's new goal")
+
+
+# --------------------------------------------------------------------------- #
+# Start-up and shutdown.
+# --------------------------------------------------------------------------- #
+
+
+def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
+    params = {
+        "num_robots": 1,
+        "cmd_vel_stamped": True,
+        "publish_clock": False,
+        "marker_rate": 0.0,
+    }
+    with isolated_ros_env() as domain:
+        bridge = BridgeProcess(params, tmp_path)
+        probe = RosProbe(domain, name="sigint_probe")
+        try:
+            events = EventLog(probe)
+            odom = probe.listen("/robot_0/odom", Odometry, qos_profile_sensor_data)
+            events.wait_for(20.0, type="episode_start")
+            probe.wait_for_subscriber("/robot_0/cmd_vel")
+            command = TwistStamped()
+            command.twist.linear.x = 0.1
+
+            def moving():
+                probe.publish("/robot_0/cmd_vel", command)
+                msg = odom.latest()
+                return msg is not None and msg.twist.twist.linear.x > 0
+
+            wait_until(moving, 5.0, "robot 0 driven by TwistStamped", poll=0.05)
+            # Without /clock, stamps are wall-clock time.
+            assert abs(stamp_seconds(odom.latest()) - time.time()) < 5.0
+
+            started = time.monotonic()
+            assert bridge.interrupt(timeout=5.0) == 0, bridge.output()
+            assert time.monotonic() - started < 5.0
+            shutdown = events.wait_for(2.0, type="shutdown")
+            assert shutdown["reason"] == "SIGINT"
+            assert events.events(type="episode_end", reason="shutdown")
+            assert odom.latest().twist.twist.linear.x == 0.0  # the robot was stopped
+            assert "Traceback" not in bridge.output()
+        finally:
+            probe.close()
+            bridge.stop()
+
+
+def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
+    params = {"num_robots": 2, "episodes": 2, "max_steps": 20, "real_time_factor": 20.0}
+    with isolated_ros_env():
+        bridge = BridgeProcess(params, tmp_path)
+        try:
+            code = bridge.process.wait(timeout=20.0)
+        finally:
+            bridge.stop()
+    output = bridge.output()
+    assert code == 0, output
+    assert "episode 1 ended (timeout)" in output and "episode 2" not in output
+    assert "stopped (episodes_done)" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"num_robots": 100}, ["num_robots", "Max: 64", "100"]),
+        ({"scenario": "spiral"}, ["'spiral'", "'circle'", "scenario"]),
+        ({"arena_size": 5}, ["arena_size", "DOUBLE", "5.0"]),
+        ({"use_sim_time": True}, ["use_sim_time=true", "/clock"]),
+    ],
+    ids=["out-of-range", "unknown-scenario", "wrong-type", "own-clock"],
+)
+def test_bad_parameters_stop_the_bridge_with_a_message(params, expected, tmp_path):
+    with isolated_ros_env():
+        bridge = BridgeProcess(params, tmp_path)
+        try:
+            code = bridge.process.wait(timeout=20.0)
+        finally:
+            bridge.stop()
+    output = bridge.output()
+    assert code == 2, output
+    for text in expected:
+        assert text in output
+    assert "Traceback" not in output

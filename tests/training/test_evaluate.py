@@ -1,0 +1,64 @@
+"""`swarm eval`: deterministic scores and pictures for a run, at any robot count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from training_fixtures import train_tiny_run
+
+from mappo_training.cli import main as swarm
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("run"))
+
+
+def test_eval_reports_the_team_numbers_as_json(run_dir, capsys):
+    assert swarm(["eval", str(run_dir), "--episodes", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["episodes"] == 3
+    assert report["robots"] == 2
+    for key in ("success_rate", "collision_rate", "time_to_goal_s", "path_efficiency"):
+        assert key in report
+
+
+def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tmp_path, capsys):
+    picture = tmp_path / "circle.png"
+    code = swarm(
+        [
+            "eval",
+            str(run_dir),
+            "--episodes",
+            "2",
+            "--robots",
+            "6",
+            "--scenario",
+            "circle",
+            "--render",
+            str(picture),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "circle x 6 robots, 2 episodes" in out
+    assert "note:" not in out, "an id-free shared actor drives any number of robots"
+    assert picture.stat().st_size > 5_000
+
+
+def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(capsys):
+    """models/circle_8 gives each robot its index: at 9 robots two share one."""
+    model = Path(__file__).resolve().parents[2] / "models" / "circle_8"
+    args = ["eval", str(model), "--episodes", "1", "--json"]
+    assert swarm([*args, "--robots", "9"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "trained for 8 robots" in report["note"] and "--robots 8" in report["note"]
+    assert swarm(args) == 0
+    assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_eval_of_something_that_is_not_a_run_says_so(tmp_path, capsys):
+    assert swarm(["eval", str(tmp_path)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err

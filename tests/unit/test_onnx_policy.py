@@ -1,0 +1,225 @@
+"""The robot-side policy loader: good models run, unsafe ones are refused with the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from conftest import PolicyModels, exporter_weights_sha256
+
+from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected, weights_sha256
+from swarm_contract.robot_io import Contract, ObservationBuilder
+
+
+def open_space_obs(contract: Contract, obstacle_ahead_m: float | None = None) -> np.ndarray:
+    """An observation built the robot's way: 360-ray scan, goal 2 m straight ahead."""
+    ranges = np.full(360, np.inf)
+    if obstacle_ahead_m is not None:
+        angles = -np.pi + np.arange(360) * 2 * np.pi / 360
+        ranges[np.abs(angles) < np.radians(10)] = obstacle_ahead_m
+    builder = ObservationBuilder(contract)
+    builder.add_scan(ranges, -np.pi, 2 * np.pi / 360)
+    return builder.observation([0.0, 0.0, 0.0], [2.0, 0.0], 0.0, 0.0)
+
+
+def test_good_policy_loads_and_runs_single_and_batched(policy_models):
+    path = policy_models.mlp("robot_3.onnx", agent_id=3)
+    policy = OnnxPolicy.load(path, robot_contract=Contract())
+
+    assert policy.agent_id == 3
+    assert policy.contract == Contract()
+    assert policy.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert policy.path == path.resolve()
+    assert policy.metadata["policy.name"] == "test-policy"
+    assert policy.load_time > 0
+
+    obs = np.random.default_rng(0).uniform(0, 1, (5, policy.contract.obs_dim)).astype(np.float32)
+    batch = policy.infer(obs)
+    assert batch.shape == (5, 2)
+    single = [policy.infer(row) for row in obs]
+    assert all(s.shape == (2,) for s in single)
+    np.testing.assert_allclose(np.stack(single), batch, rtol=1e-6)
+    # Different observations give different commands: the weights are used.
+    assert np.ptp(batch[:, 0]) > 0
+    assert np.all(np.abs(batch) <= [Contract().max_linear, Contract().max_angular])
+
+
+def test_wrong_observation_shape_is_an_error_naming_the_expected_shape(policy_models):
+    policy = OnnxPolicy.load(policy_models.mlp())
+    with pytest.raises(ValueError, match=r"expected \(29,\)"):
+        policy.infer(np.zeros(28, np.float32))
+
+
+def test_weights_hash_matches_the_exporters_definition(policy_models):
+    import onnx
+
+    for path in (policy_models.mlp(hidden=8), policy_models.reference_controller("ref.onnx")):
+        model = onnx.load(str(path))
+        assert weights_sha256(path.read_bytes()) == exporter_weights_sha256(model)
+
+    # Weights kept in typed fields (float_data / int64_data) hash like raw bytes.
+    model = onnx.load(str(policy_models.reference_controller("typed.onnx")))
+    for init in model.graph.initializer:
+        values = onnx.numpy_helper.to_array(init)
+        init.ClearField("raw_data")
+        if values.dtype == np.float32:
+            init.float_data.extend(values.ravel().tolist())
+        else:
+            init.int64_data.extend(values.ravel().tolist())
+    assert weights_sha256(model.SerializeToString()) == exporter_weights_sha256(model)
+
+
+def test_tampered_weights_are_refused(policy_models):
+    path = policy_models.tampered()
+    with pytest.raises(PolicyRejected) as err:
+        OnnxPolicy.load(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "weights" in message and "policy.weights_sha256" in message
+
+
+def test_graph_that_needs_the_global_state_is_refused(policy_models):
+    for path in (
+        policy_models.global_state("state_only.onnx"),
+        policy_models.global_state("obs_and_state.onnx", with_obs=True),
+    ):
+        with pytest.raises(PolicyRejected) as err:
+            OnnxPolicy.load(path)
+        message = str(err.value)
+        assert str(path) in message
+        assert "state tensor(float)" in message  # names the offending input
+        assert "global state" in message
+        assert "exactly one input 'obs'" in message
+
+
+def test_wrong_beam_count_names_the_field(policy_models):
+    path = policy_models.mlp(contract=Contract(num_beams=16))
+    with pytest.raises(PolicyRejected) as err:
+        OnnxPolicy.load(path, robot_contract=Contract(num_beams=24))
+    message = str(err.value)
+    assert "num_beams: model expects 16, robot has 24" in message
+    assert str(path) in message
+    # Without a robot contract to compare with, the same file is a valid policy.
+    assert OnnxPolicy.load(path).contract.num_beams == 16
+
+
+def test_every_differing_contract_field_is_named(policy_models):
+    path = policy_models.mlp(contract=Contract(num_beams=16, range_max=6.0, scan_stack=2))
+    with pytest.raises(PolicyRejected) as err:
+        OnnxPolicy.load(path, robot_contract=Contract())
+    for field in ("num_beams", "range_max", "scan_stack"):
+        assert field in str(err.value)
+
+
+def test_speed_limits_may_differ_from_the_robots(policy_models):
+    """The robot clamps to its own limits; a slower-trained model still fits."""
+    path = policy_models.mlp(contract=Contract(max_linear=0.1))
+    assert OnnxPolicy.load(path, robot_contract=Contract()).contract.max_linear == 0.1
+
+
+def test_allowed_dirs_are_enforced_after_resolving_symlinks(policy_models, tmp_path):
+    good = policy_models.mlp()
+    allowed = good.parent
+    assert OnnxPolicy.load(good, allowed_dirs=[str(allowed)]).path == good.resolve()
+
+    outside_dir = tmp_path / "elsewhere"
+    outside = PolicyModels(outside_dir).mlp()
+    with pytest.raises(PolicyRejected, match="outside the allowed policy folders"):
+        OnnxPolicy.load(outside, allowed_dirs=[str(allowed)])
+
+    # A link inside the allowed folder pointing outside is still outside.
+    link = allowed / "robot_9.onnx"
+    os.symlink(outside, link)
+    with pytest.raises(PolicyRejected, match="resolves to .*elsewhere"):
+        OnnxPolicy.load(link, allowed_dirs=[str(allowed)])
+
+
+def test_missing_and_corrupt_files_are_refused(policy_models):
+    missing = policy_models.root / "robot_7.onnx"
+    with pytest.raises(PolicyRejected, match="no such file"):
+        OnnxPolicy.load(missing)
+    corrupt = policy_models.corrupt()
+    with pytest.raises(PolicyRejected) as err:
+        OnnxPolicy.load(corrupt)
+    assert str(corrupt) in str(err.value)
+    assert "cannot load it as an ONNX model" in str(err.value)
+
+
+def test_missing_provenance_metadata_is_refused(policy_models):
+    from onnx import helper
+
+    path = policy_models.save(
+        "no_hash.onnx",
+        [helper.make_node("Identity", ["obs"], ["cmd_vel"])],
+        {},
+        Contract(),
+        drop_metadata=("policy.weights_sha256",),
+    )
+    with pytest.raises(PolicyRejected, match=r"lacks \['policy.weights_sha256'\]"):
+        OnnxPolicy.load(path)
+
+
+def test_missing_contract_metadata_names_the_key(policy_models):
+    path = policy_models.mlp()
+    reexported = policy_models.save(
+        "no_beams.onnx",
+        *_graph_of(path),
+        Contract(),
+        drop_metadata=("contract.num_beams",),
+    )
+    with pytest.raises(PolicyRejected, match="contract.num_beams"):
+        OnnxPolicy.load(reexported)
+
+
+def _graph_of(path):
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return list(model.graph.node), weights
+
+
+@pytest.mark.parametrize(
+    ("v", "w", "reason"),
+    [
+        (float("nan"), 0.0, "non-finite"),
+        (0.0, float("inf"), "non-finite"),
+        (1.0, 0.0, "outside the model's limits"),
+        (0.0, -9.0, "outside the model's limits"),
+    ],
+)
+def test_warm_up_refuses_non_finite_or_out_of_limit_commands(policy_models, v, w, reason):
+    path = policy_models.constant("bad_output.onnx", v, w)
+    with pytest.raises(PolicyRejected, match=reason):
+        OnnxPolicy.load(path)
+
+
+def test_reference_controller_drives_to_an_open_goal_and_stops_for_a_wall(policy_models):
+    """Checks the test fixture controller itself, which the node tests rely on."""
+    c = Contract()
+    policy = OnnxPolicy.load(policy_models.reference_controller(), robot_contract=c)
+    v_open, w_open = policy.infer(open_space_obs(c))
+    v_wall, _ = policy.infer(open_space_obs(c, obstacle_ahead_m=0.25))
+    v_near, _ = policy.infer(open_space_obs(c, obstacle_ahead_m=0.6))
+    assert v_open == pytest.approx(c.max_linear, rel=1e-5)
+    assert w_open == pytest.approx(0.0, abs=1e-6)
+    assert v_wall == 0.0
+    assert 0.0 < v_near < v_open
+
+
+def test_single_observation_path_is_fast(policy_models):
+    """The node calls infer every tick; the single path must stay cheap."""
+    import time
+
+    policy = OnnxPolicy.load(policy_models.mlp(hidden=256))
+    obs = np.zeros(policy.contract.obs_dim, np.float32)
+    for _ in range(50):
+        policy.infer(obs)
+    started = time.perf_counter()
+    for _ in range(500):
+        policy.infer(obs)
+    per_call = (time.perf_counter() - started) / 500
+    assert per_call < 1e-3  # about 10-20 us here; 1 ms leaves room for a busy CI box
