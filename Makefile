@@ -43,5 +43,10 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The three ROS-side packages as a colcon workspace (ros2_ws/install), for
+# `ros2 launch` on a machine with a ROS 2 distro sourced.
+colcon: setup
+	cd ros2_ws && PATH="$(abspath $(BIN)):$$PATH" colcon build --base-paths src
+
 clean:
 	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log

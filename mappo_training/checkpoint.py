@@ -4,7 +4,8 @@ A checkpoint holds the learner (weights, optimisers, value normaliser,
 schedules), the step counters, every RNG state and, where the environment can
 give one, a snapshot of the simulator mid-episode. It is written to a temporary
 file and renamed into place, so a crash while saving leaves the previous
-checkpoint intact.
+checkpoint intact. `load_learner` rebuilds a checkpoint's learner on its own,
+without the trainer or an environment, for evaluation and export.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from swarm_contract.config import ConfigError, from_dict
+
+if TYPE_CHECKING:  # the learner imports torch; loading a checkpoint does, lazily
+    from mappo_training.algo import MAPPOLearner
 
 FORMAT = "mappo-swarm-checkpoint/1"
 
@@ -90,8 +96,34 @@ def load(path: str | Path, expect_config_hash: str | None = None) -> dict[str, A
     return data
 
 
-def latest(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint of a run folder, or None."""
-    ckpt_dir = Path(run_dir) / "checkpoints"
-    candidates = sorted(ckpt_dir.glob("update_*.pt"))
-    return candidates[-1] if candidates else None
+def resolve_target(target: Path) -> Path:
+    """The checkpoint a user means: a run folder's latest.pt, or a .pt file itself."""
+    if target.is_dir() and (target / "latest.pt").is_file():
+        return target / "latest.pt"
+    if target.is_file() and target.suffix == ".pt":
+        return target
+    raise ConfigError(f"{target} is neither a run folder (with latest.pt) nor a checkpoint (.pt)")
+
+
+def load_learner(data_or_path: dict[str, Any] | str | Path, device: str = "cpu") -> MAPPOLearner:
+    """The checkpoint's learner, rebuilt from what it saved of itself.
+
+    The learner's state holds its layout (each robot's observation width and
+    action spec, the state width) and its algo config, which is all its
+    networks are built from: no environment is made and nothing of the run's
+    trainer is needed. A path is loaded with `load` first.
+    """
+    from mappo_training.algo import ActionSpec, AlgoConfig, MAPPOLearner
+
+    data = data_or_path if isinstance(data_or_path, dict) else load(data_or_path)
+    state = data["learner"]
+    layout = state["layout"]
+    learner = MAPPOLearner(
+        from_dict(AlgoConfig, state["config"], "algo"),
+        obs_dims=layout["obs_dims"],
+        action_specs=[ActionSpec(**spec) for spec in layout["action_specs"]],
+        state_dim=layout["state_dim"],
+        device=device,
+    )
+    learner.load_state_dict(state)
+    return learner

@@ -2,7 +2,11 @@
 
 Each subcommand lives in its own module that exposes `add_arguments(parser)`
 and `run(args) -> int`. Those modules import nothing heavy at top level, so
-`swarm --help` is instant and works on a robot with the base install.
+`swarm --help` is instant. Training verbs live in mappo_training; the verbs
+that act on running nodes (demo, deploy, swap, bench node/deploy) live in the
+ROS-side swarm_ops package and are named here by module path only, so the
+training package never imports the ROS side: where swarm_ops is not
+installed, those verbs say how to install it.
 """
 
 from __future__ import annotations
@@ -35,13 +39,41 @@ BENCHMARKS = [
 
 
 def _load(module_name: str):
-    """Import a command module, or None while that command is not built yet."""
+    """Import a command module, or None when the package that holds it is not installed."""
+    package = module_name.split(".")[0]
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name == module_name:
+        if err.name in (module_name, package):
             return None
         raise
+
+
+def _missing(command: str, module_name: str):
+    """A stand-in `run` for a verb whose package is not installed: say which and how."""
+    package = module_name.split(".")[0]
+
+    def run(_args: argparse.Namespace) -> int:
+        print(
+            f"error: `swarm {command}` needs the {package} package, which is not installed;"
+            f" from the repository: pip install -e ros2_ws/src/{package} (or `make setup`)",
+            file=sys.stderr,
+        )
+        return 2
+
+    return run
+
+
+def _add_commands(sub, table, prefix: str = "") -> None:
+    for name, module_name, help_text in table:
+        module = _load(module_name)
+        if module is None:
+            p = sub.add_parser(name, help=f"{help_text} (not installed)", add_help=False)
+            p.set_defaults(_run=_missing(prefix + name, module_name))
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,23 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train robot swarms with MAPPO, export per-robot ONNX policies, deploy on ROS 2.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name, help_text in COMMANDS:
-        module = _load(module_name)
-        if module is None:
-            continue
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
-
+    _add_commands(sub, COMMANDS)
     bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK")
-    for name, module_name, help_text in BENCHMARKS:
-        module = _load(module_name)
-        if module is None:
-            continue
-        p = bench_sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    _add_commands(bench_sub, BENCHMARKS, prefix="bench ")
     bench.set_defaults(_run=lambda args: bench.print_help() or 2)
     return parser
 

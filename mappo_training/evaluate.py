@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mappo_training import checkpoint as ckpt
 from swarm_contract.config import ConfigError
 
 
@@ -35,27 +36,9 @@ class CheckpointPolicy(Policy):
     """A checkpoint's actors, run in torch (training-side evaluation)."""
 
     def __init__(self, data: dict) -> None:
-        from mappo_training.algo import AlgoConfig, MAPPOLearner
-        from mappo_training.train import action_specs_of
-        from swarm_contract.config import from_dict
-
-        cfg = data["config"]
-        algo = from_dict(AlgoConfig, cfg["algo"], "algo")
-        n = len(data["obs_dims"])
-
-        class _Shape:  # what action_specs_of needs
-            num_robots = n
-            action_dim = data["action_dim"]
-
-        self.learner = MAPPOLearner(
-            algo,
-            obs_dims=data["obs_dims"],
-            action_specs=action_specs_of(_Shape),
-            state_dim=data["state_dim"],
-            device="cpu",
-        )
-        self.learner.load_state_dict(data["learner"])
-        self.num_robots_trained = n
+        self.learner = ckpt.load_learner(data)
+        algo = self.learner.cfg
+        self.num_robots_trained = self.learner.num_agents
         self.shared = bool(algo.share_actor)
         self.uses_agent_id = self.shared and algo.agent_id == "onehot"
 
@@ -179,19 +162,8 @@ def score(
 
 
 def load_checkpoint_policy(path: Path) -> tuple[Policy, dict]:
-    from mappo_training import checkpoint as ckpt
-
     data = ckpt.load(path)
     return CheckpointPolicy(data), data["config"]
-
-
-def resolve_target(target: Path) -> Path:
-    """A run folder, a checkpoint file, or (later) an exported model folder."""
-    if target.is_dir() and (target / "latest.pt").is_file():
-        return target / "latest.pt"
-    if target.is_file() and target.suffix == ".pt":
-        return target
-    raise ConfigError(f"{target} is neither a run folder (with latest.pt) nor a checkpoint (.pt)")
 
 
 def run_episodes(
@@ -239,20 +211,14 @@ def run_episodes(
 
 
 def summarize(results: list[dict]) -> dict:
-    def mean(key):
-        vals = [r[key] for r in results if r.get(key) is not None and np.isfinite(r[key])]
-        return round(float(np.mean(vals)), 4) if vals else None
+    """`swarm eval`'s numbers: the episodes' rates and means (sim.episodes.summarize)
+    to 4 decimal places."""
+    from mappo_training.sim.episodes import summarize as summarize_episodes
 
-    return {
-        "episodes": len(results),
-        "success_rate": round(float(np.mean([bool(r["success"]) for r in results])), 4),
-        "collision_rate": round(float(np.mean([r["collisions"] > 0 for r in results])), 4),
-        "arrived_fraction": mean("arrived_fraction"),
-        "time_to_goal_s": mean("time_to_goal"),
-        "path_efficiency": mean("path_efficiency"),
-        "reverse_share": mean("reverse_share"),
-        "episode_length": mean("length"),
-    }
+    scores = summarize_episodes(results)
+    # The return measures the training reward, not the task; it stays in the training logs.
+    del scores["episodic_return"]
+    return {key: None if value is None else round(value, 4) for key, value in scores.items()}
 
 
 def evaluate_checkpoint(
@@ -335,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
                 start_jitter=args.start_jitter,
             )
             return _print(report, args.json)
-        path = resolve_target(args.target)
+        path = ckpt.resolve_target(args.target)
         report = evaluate_checkpoint(
             path,
             episodes=args.episodes,

@@ -5,7 +5,9 @@
     sim:   the swarm simulator's config (mappo_training.sim.SimConfig)
     algo:  MAPPO's knobs (mappo_training.algo.AlgoConfig)
 
-`swarm train --config <yaml> key=value ...` resolves to one of these; the
+`swarm train --config <yaml> key=value ...` is parsed and validated once, at
+the entry (`load_train_config`, or `validate` for a run folder's config.yaml),
+into a `TrainConfig`; from there every component takes its typed piece. The
 resolved tree is written into the run folder and hashed into every export.
 """
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mappo_training.algo.config import AlgoConfig
+from mappo_training.sim.config import SimConfig
 from swarm_contract.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -120,13 +124,14 @@ class EnvConfig:
 
 @dataclass
 class TrainConfig:
+    """A whole training run, every section typed and validated."""
+
     run: RunConfig = field(default_factory=RunConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    sim: dict[str, Any] = field(default_factory=dict)
-    """Validated by mappo_training.sim.load_sim_config (kept as data here so a
-    robot-only install can read a run's config without the simulator)."""
-    algo: dict[str, Any] = field(default_factory=dict)
-    """Validated by mappo_training.algo.AlgoConfig."""
+    sim: SimConfig = field(default_factory=SimConfig)
+    """The swarm simulator's task (used with env.kind=swarm)."""
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    """MAPPO's knobs."""
 
 
 def config_path(name_or_path: str) -> Path:
@@ -148,30 +153,20 @@ def load_train_config(name_or_path: str, overrides: list[str] | None = None) -> 
 
 
 def validate(data: dict[str, Any]) -> TrainConfig:
-    cfg = from_dict(TrainConfig, data)
-    sim_config(cfg)
-    algo_config(cfg)
-    return cfg
-
-
-def sim_config(cfg: TrainConfig):
-    from mappo_training.sim import SimConfig
-
-    return from_dict(SimConfig, cfg.sim, "sim")
-
-
-def algo_config(cfg: TrainConfig):
-    from mappo_training.algo import AlgoConfig
-
-    return from_dict(AlgoConfig, cfg.algo, "algo")
+    """A config's plain data (YAML, a run's config.yaml) as a validated TrainConfig;
+    a wrong key or value is a ConfigError that names it (e.g. `algo.actor_lr`)."""
+    return from_dict(TrainConfig, data)
 
 
 def resolved(cfg: TrainConfig) -> dict[str, Any]:
-    """The config with every default filled in: what actually ran."""
+    """The config with every default filled in: what actually ran.
+
+    A PettingZoo run does not use the simulator: its `sim` section lists only
+    the keys that differ from the defaults (usually none).
+    """
     data = to_dict(cfg)
-    if cfg.env.kind == "swarm":
-        data["sim"] = to_dict(sim_config(cfg))
-    data["algo"] = to_dict(algo_config(cfg))
+    if cfg.env.kind != "swarm":
+        data["sim"] = _differences(data["sim"], to_dict(SimConfig()))
     return data
 
 
@@ -188,7 +183,7 @@ def config_hash(cfg: TrainConfig) -> str:
     version of this package (at its default) does not orphan older runs; a
     run's config.yaml holds every value, so its meaning cannot drift.
     """
-    defaults = resolved(validate({"env": to_dict(cfg.env)}))
+    defaults = resolved(TrainConfig(env=cfg.env))
     data = _differences(resolved(cfg), defaults)
     for section, keys in BOOKKEEPING_KEYS.items():
         for key in keys:

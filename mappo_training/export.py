@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mappo_training import checkpoint as ckpt
 from swarm_contract.config import ConfigError
 from swarm_contract.robot_io import Contract
 
@@ -214,9 +215,6 @@ def export_checkpoint(
     checkpoint: Path, out_dir: Path, *, name: str | None = None, eval_episodes: int = 0
 ) -> dict:
     """Write robot_<i>.onnx for every robot, a policy card and a README."""
-    from mappo_training import checkpoint as ckpt
-    from mappo_training.evaluate import CheckpointPolicy
-
     data = ckpt.load(checkpoint)
     config = data["config"]
     contract: Contract = data["contract"]
@@ -224,8 +222,7 @@ def export_checkpoint(
         raise ExportError(
             "this checkpoint's environment has no robot contract; only swarm runs export"
         )
-    policy = CheckpointPolicy(data)
-    learner = policy.learner
+    learner = ckpt.load_learner(data)
     run_dir = checkpoint.parent if checkpoint.name == "latest.pt" else checkpoint.parent.parent
     name = name or out_dir.name
     random_obs = random_observations(contract, PARITY_RANDOM_OBS)
@@ -244,7 +241,7 @@ def export_checkpoint(
         )
     )
     try:
-        for robot in range(policy.num_robots_trained):
+        for robot in range(learner.num_agents):
             module = deterministic_policy(learner, robot, contract)
             path = staging / f"robot_{robot}.onnx"
             _export_one(module, contract, path, {**common, "policy.agent_id": str(robot)})
@@ -378,12 +375,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training import checkpoint as ckpt
-    from mappo_training.evaluate import resolve_target
-
     try:
         card = export_checkpoint(
-            resolve_target(args.target), args.out, name=args.name, eval_episodes=args.eval_episodes
+            ckpt.resolve_target(args.target),
+            args.out,
+            name=args.name,
+            eval_episodes=args.eval_episodes,
         )
     except (ConfigError, ckpt.CheckpointError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,11 +1,12 @@
 """Run copies of any cooperative PettingZoo ParallelEnv as one batched env.
 
-The trainer speaks arrays shaped (E, N, ...), the interface of our own
-BatchedSwarmEnv. This adapter gives that interface to any ParallelEnv that has
-`state()`: E copies stepped in turn, agents in `possible_agents` order,
-observations zero-padded to the widest agent (heterogeneous teams), a discrete
-action carried as its index in column 0, automatic reset, and the final
-observation and state of an ended episode kept for bootstrapping.
+The trainer speaks arrays shaped (E, N, ...): the `BatchedEnv` interface
+(batched_env.py) that our own BatchedSwarmEnv has. This adapter gives that
+interface to any ParallelEnv that has `state()`: E copies stepped in turn,
+agents in `possible_agents` order, observations zero-padded to the widest
+agent (heterogeneous teams), a discrete action carried as its index in column
+0, automatic reset, and the final observation and state of an ended episode
+kept for bootstrapping.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mappo_training.batched_env import ActionSpec
 from swarm_contract.config import ConfigError
 
 
@@ -32,12 +34,10 @@ def load_factory(spec: str):
 
 
 class ParallelEnvBatch:
-    """E copies of a PettingZoo ParallelEnv behind the BatchedSwarmEnv interface."""
+    """E copies of a PettingZoo ParallelEnv behind the `BatchedEnv` interface."""
 
     def __init__(self, factory: str | Any, kwargs: dict | None, num_copies: int, seed: int = 0):
         from gymnasium import spaces
-
-        from mappo_training.algo import ActionSpec
 
         make = load_factory(factory) if isinstance(factory, str) else factory
         self.envs = [make(**(kwargs or {})) for _ in range(num_copies)]
@@ -49,8 +49,8 @@ class ParallelEnvBatch:
         self.agents = list(first.possible_agents)
         self.num_arenas = num_copies
         self.num_robots = len(self.agents)
-        self.obs_dims = []
-        self.action_specs = []
+        self.obs_dims: list[int] = []
+        self.action_specs: list[ActionSpec] = []
         for agent in self.agents:
             obs_space = first.observation_space(agent)
             if not isinstance(obs_space, spaces.Box):
@@ -80,8 +80,7 @@ class ParallelEnvBatch:
         self._seed = seed
         first.reset(seed=seed)
         self.state_dim = int(np.asarray(first.state(), dtype=np.float32).size)
-        self.max_steps = getattr(first, "max_cycles", None) or getattr(first, "max_steps", 0)
-        self.contract = None
+        self.contract = None  # not our robots: nothing to export
         self._live = [set() for _ in self.envs]
         self._returns = np.zeros(num_copies)
         self._lengths = np.zeros(num_copies, dtype=int)

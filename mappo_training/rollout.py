@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # the algo package imports torch; this module must not, eagerly
-    from mappo_training.algo import RolloutBuffer
+if TYPE_CHECKING:  # the learner imports torch; this module must not, eagerly
+    from mappo_training.algo import AlgoConfig, MAPPOLearner, RolloutBuffer
+    from mappo_training.batched_env import ActionSpec, BatchedEnv
 
 # What a checkpoint keeps of a collected rollout whose update has not run yet.
 # Values, advantages and returns are left out: compute_targets remakes them.
@@ -76,7 +77,16 @@ class Rollout:
 
 
 def collect(
-    env, learner, rollout: Rollout, obs, state, actors, on_episodes, *, stale: bool, generator=None
+    env: BatchedEnv,
+    learner: MAPPOLearner,
+    rollout: Rollout,
+    obs,
+    state,
+    actors,
+    on_episodes,
+    *,
+    stale: bool,
+    generator=None,
 ) -> tuple:
     """Step every arena rollout.buffer.num_steps times with `actors`; returns (obs, state) after.
 
@@ -121,14 +131,14 @@ def collect(
 class ActingSpec:
     """What a simulator worker needs to act for the run: the shape of its actors."""
 
-    algo: Any  # AlgoConfig
+    algo: AlgoConfig
     obs_dims: list[int]
-    action_specs: list
+    action_specs: list[ActionSpec]
     state_dim: int
     matmul_precision: str = "highest"
 
 
-def remote_rollout(env, cache: dict, request: dict[str, Any]) -> dict[str, Any]:
+def remote_rollout(env: BatchedEnv, cache: dict, request: dict[str, Any]) -> dict[str, Any]:
     """Worker side (vec_env): collect one rollout of this worker's arenas.
 
     The request carries everything: the actors' weights (as numpy, so nothing

@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 
 from mappo_training import checkpoint as ckpt
+from mappo_training.batched_env import BatchedEnv
 from mappo_training.experiment import (
     DEFAULT_CONFIG,
     TrainConfig,
-    algo_config,
     config_hash,
     load_train_config,
     resolved,
@@ -42,6 +42,9 @@ from mappo_training.rollout import (
     collect,
     compute_targets,
 )
+from mappo_training.sim.config import SimConfig
+from mappo_training.sim.episodes import summarize
+from mappo_training.vec_env import WorkerPool
 from swarm_contract.config import ConfigError
 
 RUNS_DIR = Path("runs")
@@ -52,20 +55,21 @@ RUNS_DIR = Path("runs")
 # --------------------------------------------------------------------------- #
 
 
-def make_swarm_env(sim: dict, num_arenas: int, seed: int):
-    from mappo_training.sim import BatchedSwarmEnv, SimConfig
-    from swarm_contract.config import from_dict
+def make_swarm_env(sim: SimConfig, num_arenas: int, seed: int) -> BatchedEnv:
+    from mappo_training.sim import BatchedSwarmEnv
 
-    return BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=num_arenas, seed=seed)
+    return BatchedSwarmEnv(sim, num_arenas=num_arenas, seed=seed)
 
 
-def make_pettingzoo_env(factory: str, kwargs: dict, num_arenas: int, seed: int):
+def make_pettingzoo_env(factory: str, kwargs: dict, num_arenas: int, seed: int) -> BatchedEnv:
     from mappo_training.pettingzoo_batch import ParallelEnvBatch
 
     return ParallelEnvBatch(factory, kwargs, num_copies=num_arenas, seed=seed)
 
 
-def make_env(cfg: TrainConfig, num_arenas: int | None = None, workers: int | None = None):
+def make_env(
+    cfg: TrainConfig, num_arenas: int | None = None, workers: int | None = None
+) -> BatchedEnv:
     """The training environment: in-process, or split over worker processes."""
     num_arenas = cfg.run.num_arenas if num_arenas is None else num_arenas
     workers = cfg.run.workers if workers is None else workers
@@ -75,23 +79,7 @@ def make_env(cfg: TrainConfig, num_arenas: int | None = None, workers: int | Non
         factory, kw = make_pettingzoo_env, {"factory": cfg.env.factory, "kwargs": cfg.env.kwargs}
     if workers <= 1 or num_arenas % workers:
         return factory(num_arenas=num_arenas, seed=cfg.run.seed, **kw)
-    from mappo_training.vec_env import WorkerPool
-
     return WorkerPool(factory, workers, num_arenas // workers, cfg.run.seed, **kw)
-
-
-def action_specs_of(env) -> list:
-    from mappo_training.algo import ActionSpec
-
-    specs = getattr(env, "action_specs", None)
-    if specs is not None:
-        return list(specs)
-    return [ActionSpec(kind="box", dim=env.action_dim, low=-1.0, high=1.0)] * env.num_robots
-
-
-def obs_dims_of(env) -> list[int]:
-    dims = getattr(env, "obs_dims", None)
-    return list(dims) if dims is not None else [env.obs_dim] * env.num_robots
 
 
 def seed_everything(seed: int) -> None:
@@ -111,6 +99,8 @@ def warm_start_actors(learner, source: Path) -> None:
     not copied: the new task starts its own.
     """
     import torch
+
+    from mappo_training.algo.networks import GaussianActor
 
     if source.is_dir() and (source / "torch_reference.pt").is_file():
         data = torch.load(source / "torch_reference.pt", map_location="cpu", weights_only=True)
@@ -138,10 +128,11 @@ def warm_start_actors(learner, source: Path) -> None:
                 + " (the source must have the same observation layout and network)"
             )
         actor.load_state_dict({name: weights[name] for name in mine})
-        if hasattr(actor, "log_std"):
+        if isinstance(actor, GaussianActor):
             # The new task explores from algo.init_std: a source trained down to
             # a small std makes every early step of a fresh Adam a large change
-            # in probability (approx_kl 0.7 per step at std 0.08, run c4).
+            # in probability (approx_kl 0.7 per step from a source at std 0.08,
+            # even with a lower learning rate and algo.target_kl=0.02).
             with torch.no_grad():
                 actor.log_std.fill_(math.log(learner.cfg.init_std))
 
@@ -167,6 +158,17 @@ def _widen_for_agent_id(weights: dict, mine: dict, slot) -> dict:
 # --------------------------------------------------------------------------- #
 
 
+EPISODE_LOG_KEYS = {
+    "charts/episodic_return": "episodic_return",
+    "charts/episodic_length": "episode_length",
+    "charts/success_rate": "success_rate",
+    "charts/collision_rate": "collision_rate",
+    "charts/arrived_fraction": "arrived_fraction",
+    "charts/time_to_goal": "time_to_goal_s",
+}
+"""The training log's name for each of sim.episodes.summarize's numbers."""
+
+
 @dataclass
 class EpisodeStats:
     """Finished episodes since the last log line."""
@@ -177,21 +179,14 @@ class EpisodeStats:
         self.episodes.extend(finished)
 
     def summary(self) -> dict[str, float]:
+        """The episode scalars of the training log; NaN where no episode had the
+        value (no robot arrived, say), nothing at all without episodes."""
         if not self.episodes:
             return {}
-        eps = self.episodes
-
-        def mean(key):
-            vals = [e[key] for e in eps if e.get(key) is not None and np.isfinite(e[key])]
-            return float(np.mean(vals)) if vals else float("nan")
-
+        scores = summarize(self.episodes)
         return {
-            "charts/episodic_return": mean("return"),
-            "charts/episodic_length": mean("length"),
-            "charts/success_rate": float(np.mean([bool(e.get("success")) for e in eps])),
-            "charts/collision_rate": float(np.mean([e.get("collisions", 0) > 0 for e in eps])),
-            "charts/arrived_fraction": mean("arrived_fraction"),
-            "charts/time_to_goal": mean("time_to_goal"),
+            log_key: math.nan if scores[key] is None else scores[key]
+            for log_key, key in EPISODE_LOG_KEYS.items()
         }
 
     def clear(self) -> None:
@@ -219,7 +214,6 @@ class Trainer:
         self._matmul_precision_before = torch.get_float32_matmul_precision()
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
         seed_everything(cfg.run.seed)
-        self.algo_cfg = algo_config(cfg)
         self.env = make_env(cfg)
         try:
             self._build(cfg)
@@ -236,9 +230,9 @@ class Trainer:
         from mappo_training.algo import MAPPOLearner, RolloutBuffer
 
         self.learner = MAPPOLearner(
-            self.algo_cfg,
-            obs_dims=obs_dims_of(self.env),
-            action_specs=action_specs_of(self.env),
+            cfg.algo,
+            obs_dims=self.env.obs_dims,
+            action_specs=self.env.action_specs,
             state_dim=self.env.state_dim,
             device=cfg.run.device,
         )
@@ -260,19 +254,19 @@ class Trainer:
         self.pending: Rollout | None = None
         # Simulator workers act for their own arenas (rollout.remote_rollout),
         # each drawing its action noise from its own RNG, whose state lives here.
-        self._remote = hasattr(self.env, "start_rollouts")
+        self._workers = self.env if isinstance(self.env, WorkerPool) else None
         self._worker_rngs: list[np.ndarray] = []
-        if self._remote:
+        if self._workers is not None:
             self._acting_spec = ActingSpec(
-                self.algo_cfg,
-                obs_dims_of(self.env),
-                action_specs_of(self.env),
+                cfg.algo,
+                self.env.obs_dims,
+                self.env.action_specs,
                 self.env.state_dim,
                 cfg.run.matmul_precision,
             )
             self._worker_rngs = [
                 torch.Generator().manual_seed(cfg.run.seed * 1000 + w).get_state().numpy()
-                for w in range(self.env.num_workers)
+                for w in range(self._workers.num_workers)
             ]
         self._mid_update = False
         if cfg.run.init_actor_from:
@@ -293,11 +287,7 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"update_{self.update:06d}.pt"
 
     def save_checkpoint(self) -> Path:
-        snapshot = (
-            self.env.snapshot()
-            if getattr(self.env, "supports_snapshot", True) and hasattr(self.env, "snapshot")
-            else None
-        )
+        snapshot = self.env.snapshot() if self.env.supports_snapshot else None
         path = ckpt.save(
             self.checkpoint_path(),
             {
@@ -313,10 +303,10 @@ class Trainer:
                 "state": self.state,
                 "pending_rollout": None if self.pending is None else self.pending.state_dict(),
                 "worker_rngs": self._worker_rngs,
-                "obs_dims": obs_dims_of(self.env),
+                "obs_dims": self.env.obs_dims,
                 "action_dim": self.env.action_dim,
                 "state_dim": self.env.state_dim,
-                "contract": getattr(self.env, "contract", None),
+                "contract": self.env.contract,
             },
         )
         shutil.copyfile(path, self.run_dir / "checkpoints" / ".latest.tmp")
@@ -346,7 +336,9 @@ class Trainer:
         if data.get("pending_rollout") is not None and data.get("env_snapshot") is not None:
             self.pending = self._rollouts[0]
             self.pending.load_state_dict(data["pending_rollout"])
-        if self._remote and len(data.get("worker_rngs") or []) == len(self._worker_rngs):
+        if self._workers is not None and len(data.get("worker_rngs") or []) == len(
+            self._worker_rngs
+        ):
             self._worker_rngs = data["worker_rngs"]
         ckpt.restore_rng_states(data["rng"])
 
@@ -367,7 +359,7 @@ class Trainer:
         )
         return rollout
 
-    def start_remote_collect(self, *, stale: bool) -> None:
+    def start_remote_collect(self, workers: WorkerPool, *, stale: bool) -> None:
         """Each simulator worker starts a rollout of its arenas with the actors
         as they are now (their weights travel by value)."""
         weights = actor_weights(self.learner)
@@ -382,14 +374,14 @@ class Trainer:
                 "stale": stale,
             }
             for rng, obs, state in zip(
-                self._worker_rngs, self.env.split(self.obs), self.env.split(self.state), strict=True
+                self._worker_rngs, workers.split(self.obs), workers.split(self.state), strict=True
             )
         ]
-        self.env.start_rollouts(requests)
+        workers.start_rollouts(requests)
 
-    def finish_remote_collect(self, rollout: Rollout) -> Rollout:
-        replies = self.env.finish_rollouts()
-        offsets = self.env.arena_offsets
+    def finish_remote_collect(self, workers: WorkerPool, rollout: Rollout) -> Rollout:
+        replies = workers.finish_rollouts()
+        offsets = workers.arena_offsets
         rollout.load_parts([r["rollout"] for r in replies], offsets)
         self._worker_rngs = [r["rng"] for r in replies]
         for reply, offset in zip(replies, offsets, strict=True):
@@ -409,19 +401,20 @@ class Trainer:
         start = time.perf_counter()
         self._mid_update = True
         self.learner.set_progress(self.update / self.num_updates)
+        workers = self._workers
         if self.pending is None:
-            if self._remote:
-                self.start_remote_collect(stale=False)
-                self.pending = self.finish_remote_collect(self._rollouts[0])
+            if workers is not None:
+                self.start_remote_collect(workers, stale=False)
+                self.pending = self.finish_remote_collect(workers, self._rollouts[0])
             else:
                 self.pending = self.collect(self._rollouts[0])
         batch, self.pending = self.pending, None
         spare = next((r for r in self._rollouts if r is not batch), None)
         overlap = self.cfg.run.overlap and self.update + 1 < self.num_updates
-        if overlap and self._remote:
-            self.start_remote_collect(stale=True)
+        if overlap and workers is not None:
+            self.start_remote_collect(workers, stale=True)
             metrics = self._update(batch)
-            self.pending = self.finish_remote_collect(spare)
+            self.pending = self.finish_remote_collect(workers, spare)
         elif overlap:
             frozen = self.learner.frozen_actors()
             with BackgroundUpdate(lambda: self._update(batch)) as job:
@@ -441,7 +434,8 @@ class Trainer:
         """Value targets with the current critic, then the PPO update."""
         import torch
 
-        compute_targets(self.learner, rollout, self.algo_cfg.gamma, self.algo_cfg.gae_lambda)
+        algo = self.cfg.algo
+        compute_targets(self.learner, rollout, algo.gamma, algo.gae_lambda)
         torch.set_num_threads(self.cfg.run.update_threads)
         try:
             return self.learner.update(rollout.buffer, stale=rollout.stale)

@@ -1,9 +1,11 @@
 """Step the simulator in worker processes so both cores work during rollouts.
 
-`WorkerPool` splits K arenas over W processes, each owning a BatchedSwarmEnv
-of K/W arenas in its own PyBullet client, and presents the same interface as
-one BatchedSwarmEnv of K arenas: arrays are concatenated along the arena axis.
-Workers are started with `spawn` so none inherits the learner's torch threads.
+`WorkerPool` splits K arenas over W processes, each owning a batched env
+(BatchedSwarmEnv, or ParallelEnvBatch) of K/W arenas, and is itself a
+`BatchedEnv` of K arenas: arrays are concatenated along the arena axis. Beyond
+that interface it lets each worker collect a whole rollout on its own
+(`start_rollouts` / `finish_rollouts`). Workers are started with `spawn` so
+none inherits the learner's torch threads.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mappo_training.batched_env import ActionSpec, BatchedEnv
+    from swarm_contract.robot_io import Contract
 
 WORKER_SEED_STRIDE = 104_729  # a prime, so worker seed ranges never overlap
 
@@ -52,16 +58,17 @@ def _worker(conn, make_env, kwargs) -> None:
         conn.close()
 
 
-def _describe(env) -> dict[str, Any]:
+def _describe(env: BatchedEnv) -> dict[str, Any]:
     return {
         "num_arenas": env.num_arenas,
         "num_robots": env.num_robots,
+        "obs_dims": list(env.obs_dims),
         "obs_dim": env.obs_dim,
-        "state_dim": env.state_dim,
+        "action_specs": list(env.action_specs),
         "action_dim": env.action_dim,
-        "max_steps": env.max_steps,
+        "state_dim": env.state_dim,
         "contract": env.contract,
-        "has_snapshot": hasattr(env, "snapshot"),
+        "supports_snapshot": env.supports_snapshot,
     }
 
 
@@ -70,7 +77,7 @@ class WorkerError(RuntimeError):
 
 
 class WorkerPool:
-    """K arenas across W processes, behaving like one BatchedSwarmEnv."""
+    """K arenas across W processes: one `BatchedEnv` made of the workers' envs."""
 
     def __init__(self, make_env, num_workers: int, arenas_per_worker: int, seed: int, **kw):
         ctx = mp.get_context("spawn")
@@ -86,13 +93,15 @@ class WorkerPool:
             self._procs.append(proc)
         infos = [self._receive(c) for c in self._conns]
         first = infos[0]
-        self.num_robots = first["num_robots"]
-        self.obs_dim = first["obs_dim"]
-        self.state_dim = first["state_dim"]
-        self.action_dim = first["action_dim"]
-        self.max_steps = first["max_steps"]
-        self.contract = first["contract"]
-        self.supports_snapshot = first["has_snapshot"]
+        self.num_robots: int = first["num_robots"]
+        self.obs_dims: list[int] = first["obs_dims"]
+        self.obs_dim: int = first["obs_dim"]
+        self.action_specs: list[ActionSpec] = first["action_specs"]
+        self.action_dim: int = first["action_dim"]
+        self.state_dim: int = first["state_dim"]
+        self.contract: Contract | None = first["contract"]
+        # Every worker's env is built the same way: the first one speaks for all.
+        self.supports_snapshot: bool = first["supports_snapshot"]
         self._split = [i["num_arenas"] for i in infos]
         self.num_arenas = sum(self._split)
         self._offsets = np.cumsum([0] + self._split[:-1]).tolist()

@@ -1,10 +1,10 @@
 """Shared fixtures: DDS isolation for ROS tests, and a factory of ONNX policy files.
 
-`ros_domain`  gives the test its own ROS_DOMAIN_ID (localhost discovery, Fast
-              DDS), so parallel test runs and leftover nodes never cross-talk.
+`ros_domain`  gives the test its own ROS_DOMAIN_ID (localhost discovery, one
+              middleware), so parallel test runs and leftover nodes never cross-talk.
 `policy_models` writes ONNX policies in exactly the format `swarm export`
-              produces (input "obs", output "cmd_vel", contract + provenance
-              metadata, weights hash), plus deliberately broken variants.
+              produces, plus deliberately broken variants
+              (swarm_ops.onnx_models, which the benchmarks use too).
 
 `reference_controller` is a hand-designed TEST FIXTURE controller, not a
 trained policy: it drives toward a goal ahead and slows to a stop when the
@@ -14,18 +14,14 @@ ships in models/.
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from swarm_contract.robot_io import Contract
-from swarm_ops.ros_domains import claim_domain_id
+from swarm_ops.onnx_models import PolicyModels, exporter_weights_sha256
+from swarm_ops.ros_domains import claim_domain_id, private_domain_environment
 
-OPSET = 17
+__all__ = ["PolicyModels", "exporter_weights_sha256"]
 
 
 # --------------------------------------------------------------------------- #
@@ -39,11 +35,10 @@ OPSET = 17
 @pytest.fixture
 def ros_domain(monkeypatch) -> Iterator[int]:
     """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it."""
-    pytest.importorskip("rclpy")
+    pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
     domain, lock = claim_domain_id()
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    for name, value in private_domain_environment(domain).items():
+        monkeypatch.setenv(name, value)
     try:
         yield domain
     finally:
@@ -55,242 +50,8 @@ def ros_domain(monkeypatch) -> Iterator[int]:
 # --------------------------------------------------------------------------- #
 
 
-def exporter_weights_sha256(model) -> str:
-    """The weights hash exactly as `swarm export` defines it (numpy bytes per initializer)."""
-    from onnx import numpy_helper
-
-    digest = hashlib.sha256()
-    for init in model.graph.initializer:
-        digest.update(np.ascontiguousarray(numpy_helper.to_array(init)).tobytes())
-    return digest.hexdigest()
-
-
-class PolicyModels:
-    """Writes policy files into a folder; every method returns the file's path."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    # -- the building block ------------------------------------------------- #
-
-    def save(
-        self,
-        name: str,
-        nodes: list,
-        weights: dict[str, np.ndarray],
-        contract: Contract,
-        *,
-        agent_id: int = 0,
-        inputs: dict[str, int] | None = None,
-        metadata: dict[str, str] | None = None,
-        drop_metadata: tuple[str, ...] = (),
-        policy_name: str = "test-policy",
-    ) -> Path:
-        """A graph from `nodes` reading `inputs` (name -> width; default obs) to cmd_vel."""
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-
-        inputs = inputs or {"obs": contract.obs_dim}
-        graph = helper.make_graph(
-            nodes,
-            "policy",
-            [
-                helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", w])
-                for n, w in inputs.items()
-            ],
-            [helper.make_tensor_value_info("cmd_vel", TensorProto.FLOAT, ["batch", 2])],
-            initializer=[
-                numpy_helper.from_array(np.asarray(v), name=k) for k, v in weights.items()
-            ],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8
-        meta = {
-            **contract.to_metadata(),
-            "policy.agent_id": str(agent_id),
-            "policy.run_id": "test-run",
-            "policy.config_hash": "0" * 12,
-            "policy.name": policy_name,
-            "policy.weights_sha256": exporter_weights_sha256(model),
-            **(metadata or {}),
-        }
-        for key, value in meta.items():
-            if key not in drop_metadata:
-                entry = model.metadata_props.add()
-                entry.key, entry.value = key, value
-        onnx.checker.check_model(model)
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(model, str(path))
-        return path
-
-    # -- good policies --------------------------------------------------------- #
-
-    def mlp(
-        self,
-        name: str = "robot_0.onnx",
-        *,
-        contract: Contract | None = None,
-        agent_id: int = 0,
-        hidden: int = 16,
-        seed: int = 0,
-        input_name: str = "obs",
-        input_width: int | None = None,
-    ) -> Path:
-        """obs -> Linear -> Relu -> Linear -> Tanh -> Mul [max_v, max_w], random weights."""
-        from onnx import helper
-
-        c = contract or Contract()
-        width = input_width or c.obs_dim
-        rng = np.random.default_rng(seed)
-        weights = {
-            "w1": rng.normal(0, 0.5, (width, hidden)).astype(np.float32),
-            "b1": rng.normal(0, 0.1, hidden).astype(np.float32),
-            "w2": rng.normal(0, 0.5, (hidden, 2)).astype(np.float32),
-            "b2": rng.normal(0, 0.1, 2).astype(np.float32),
-            "limits": np.array([c.max_linear, c.max_angular], np.float32),
-        }
-        nodes = [
-            helper.make_node("MatMul", [input_name, "w1"], ["h0"]),
-            helper.make_node("Add", ["h0", "b1"], ["h1"]),
-            helper.make_node("Relu", ["h1"], ["h2"]),
-            helper.make_node("MatMul", ["h2", "w2"], ["h3"]),
-            helper.make_node("Add", ["h3", "b2"], ["h4"]),
-            helper.make_node("Tanh", ["h4"], ["h5"]),
-            helper.make_node("Mul", ["h5", "limits"], ["cmd_vel"]),
-        ]
-        return self.save(name, nodes, weights, c, agent_id=agent_id, inputs={input_name: width})
-
-    def reference_controller(
-        self,
-        name: str = "robot_0.onnx",
-        *,
-        contract: Contract | None = None,
-        agent_id: int = 0,
-        stop_distance: float = 0.3,
-        slow_distance: float = 0.8,
-        speed_fraction: float = 1.0,
-    ) -> Path:
-        """TEST FIXTURE controller (hand-designed, not trained).
-
-        v = max_linear * speed_fraction * clearance * clip(cos(bearing), 0, 1) * approach
-        w = max_angular * clip(sin(bearing), -1, 1) / 2
-        clearance goes 1 -> 0 as the nearest front beam (within +-35 degrees)
-        closes from slow_distance to stop_distance; approach slows the last 0.5 m.
-        """
-        from onnx import helper
-
-        c = contract or Contract()
-        nb = c.num_beams
-        centres = -math.pi + (np.arange(nb) + 0.5) * 2 * math.pi / nb
-        front = np.flatnonzero(np.abs(centres) < math.radians(35)).astype(np.int64)
-        base = nb * c.scan_stack  # goal features start after all stacked beams
-        span = c.range_max - c.range_min
-        f32 = np.float32
-        weights = {
-            "front_idx": front,
-            "dist_idx": np.array([base], np.int64),
-            "cos_idx": np.array([base + 1], np.int64),
-            "sin_idx": np.array([base + 2], np.int64),
-            # metres from a normalised beam: r = b * span + range_min
-            "span": f32(span),
-            "range_min": f32(c.range_min),
-            "stop": f32(stop_distance),
-            "band": f32(slow_distance - stop_distance),
-            "goal_scale": f32(c.goal_clip / 0.5),
-            "zero": f32(0.0),
-            "one": f32(1.0),
-            "minus_one": f32(-1.0),
-            "v_gain": f32(c.max_linear * speed_fraction),
-            "w_gain": f32(c.max_angular * 0.5),
-        }
-        n = helper.make_node
-        nodes = [
-            n("Gather", ["obs", "front_idx"], ["front"], axis=1),
-            n("ReduceMin", ["front"], ["front_min"], axes=[1], keepdims=1),
-            n("Mul", ["front_min", "span"], ["front_scaled"]),
-            n("Add", ["front_scaled", "range_min"], ["front_m"]),
-            n("Sub", ["front_m", "stop"], ["margin"]),
-            n("Div", ["margin", "band"], ["margin_ratio"]),
-            n("Clip", ["margin_ratio", "zero", "one"], ["clearance"]),
-            n("Gather", ["obs", "dist_idx"], ["goal_dist"], axis=1),
-            n("Mul", ["goal_dist", "goal_scale"], ["goal_ratio"]),
-            n("Clip", ["goal_ratio", "zero", "one"], ["approach"]),
-            n("Gather", ["obs", "cos_idx"], ["cos_b"], axis=1),
-            n("Clip", ["cos_b", "zero", "one"], ["ahead"]),
-            n("Gather", ["obs", "sin_idx"], ["sin_b"], axis=1),
-            n("Clip", ["sin_b", "minus_one", "one"], ["turn"]),
-            n("Mul", ["clearance", "ahead"], ["v0"]),
-            n("Mul", ["v0", "approach"], ["v1"]),
-            n("Mul", ["v1", "v_gain"], ["v"]),
-            n("Mul", ["turn", "w_gain"], ["w"]),
-            n("Concat", ["v", "w"], ["cmd_vel"], axis=1),
-        ]
-        return self.save(
-            name, nodes, weights, c, agent_id=agent_id, policy_name="reference-fixture-controller"
-        )
-
-    def constant(self, name: str, v: float, w: float, *, contract: Contract | None = None) -> Path:
-        """cmd_vel = (v, w) whatever the observation (v may be NaN or out of limits)."""
-        from onnx import helper
-
-        c = contract or Contract()
-        weights = {
-            "zeros": np.zeros((c.obs_dim, 2), np.float32),
-            "offset": np.array([v, w], np.float32),
-        }
-        nodes = [
-            helper.make_node("MatMul", ["obs", "zeros"], ["z"]),
-            helper.make_node("Add", ["z", "offset"], ["cmd_vel"]),
-        ]
-        return self.save(name, nodes, weights, c)
-
-    # -- broken on purpose ---------------------------------------------------- #
-
-    def global_state(self, name: str = "critic_like.onnx", *, with_obs: bool = False) -> Path:
-        """A graph that needs the global state (input 'state'), alone or next to 'obs'."""
-        from onnx import helper
-
-        c = Contract()
-        state_dim = 4 * c.obs_dim
-        if not with_obs:
-            return self.mlp(name, contract=c, input_name="state", input_width=state_dim)
-        weights = {
-            "w_obs": np.zeros((c.obs_dim, 2), np.float32),
-            "w_state": np.zeros((state_dim, 2), np.float32),
-        }
-        nodes = [
-            helper.make_node("MatMul", ["obs", "w_obs"], ["a"]),
-            helper.make_node("MatMul", ["state", "w_state"], ["b"]),
-            helper.make_node("Add", ["a", "b"], ["cmd_vel"]),
-        ]
-        return self.save(name, nodes, weights, c, inputs={"obs": c.obs_dim, "state": state_dim})
-
-    def tampered(self, name: str = "tampered.onnx") -> Path:
-        """A good MLP whose weights were edited after export (metadata hash now wrong)."""
-        import onnx
-        from onnx import numpy_helper
-
-        path = self.mlp(name)
-        model = onnx.load(str(path))
-        init = model.graph.initializer[0]
-        values = numpy_helper.to_array(init).copy()
-        values.flat[0] += 0.25
-        init.CopyFrom(numpy_helper.from_array(values, name=init.name))
-        onnx.save(model, str(path))
-        return path
-
-    def corrupt(self, name: str = "corrupt.onnx") -> Path:
-        """Random bytes under an .onnx name."""
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(np.random.default_rng(1).bytes(4096))
-        return path
-
-
 @pytest.fixture
 def policy_models(tmp_path) -> PolicyModels:
     """A `PolicyModels` factory writing into this test's tmp folder (tmp_path/models)."""
-    pytest.importorskip("onnx")
+    pytest.importorskip("onnx", reason="needs onnx to build test models: pip install onnx")
     return PolicyModels(tmp_path / "models")

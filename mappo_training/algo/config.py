@@ -1,9 +1,9 @@
-"""MAPPO's knobs (`AlgoConfig`) and the shape of one robot's action (`ActionSpec`).
+"""MAPPO's knobs (`AlgoConfig`), and `ActionSpec` from the environment interface.
 
-Both are plain dataclasses with no torch import, so a run's config can be
-validated (and read back from a run folder) on a machine without the training
-extra. Every trick of the algorithm is a field here, so its effect can be
-measured by flipping one key: `swarm train algo.value_norm=false`.
+A plain dataclass with no torch import, so a run's config can be validated
+(and read back from a run folder) on a machine without the training extra.
+Every trick of the algorithm is a field here, so its effect can be measured by
+flipping one key: `swarm train algo.value_norm=false`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mappo_training.batched_env import ActionSpec
 from swarm_contract.config import ConfigError
 
 AGENT_ID_CHOICES = ("onehot", "none")
 CRITIC_INPUT_CHOICES = ("state", "local")
-ACTION_KINDS = ("box", "discrete")
+
+__all__ = ["AGENT_ID_CHOICES", "CRITIC_INPUT_CHOICES", "ActionSpec", "AlgoConfig"]
 
 
 @dataclass
@@ -93,7 +95,13 @@ class AlgoConfig:
     false = one actor and one optimizer per robot."""
     agent_id: Literal["onehot", "none"] = "onehot"
     """Append a one-hot robot index to the input of a shared actor and of the
-    critic, so one network can still behave per robot."""
+    critic, so one network can still behave per robot. The generic default is
+    onehot, the MAPPO paper's choice for agents with different roles; the price
+    is a policy tied to exactly the trained robot count. The packaged navigation
+    configs choose per task: nav_random_4 sets none (identical robots doing the
+    same job, and an id-free actor drives any number of them); nav_circle_8 sets
+    onehot, because on its exactly symmetric starts identical id-free robots see
+    identical scans and move in lockstep into a standoff."""
     critic_input: Literal["state", "local"] = "state"
     """`state`: the centralised critic sees the global state (MAPPO);
     `local`: it sees the robot's own observation (IPPO, for comparison)."""
@@ -134,41 +142,3 @@ class AlgoConfig:
             raise bad("agent_id", f"choose one of {list(AGENT_ID_CHOICES)}")
         if self.critic_input not in CRITIC_INPUT_CHOICES:
             raise bad("critic_input", f"choose one of {list(CRITIC_INPUT_CHOICES)}")
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """One robot's action space: a continuous box or a discrete choice.
-
-    In the (E, N, A) action arrays a box action fills the first `dim` columns
-    and a discrete action is its integer index stored as float in column 0;
-    the remaining columns are zero padding.
-    """
-
-    kind: Literal["box", "discrete"] = "box"
-    dim: int = 0
-    """Box: number of action components."""
-    low: float = -1.0
-    """Box: lower bound the environment clips to (the policy itself is unbounded)."""
-    high: float = 1.0
-    """Box: upper bound the environment clips to."""
-    n: int = 0
-    """Discrete: number of choices."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ACTION_KINDS:
-            raise ValueError(f"ActionSpec.kind={self.kind!r}: choose one of {list(ACTION_KINDS)}")
-        if self.kind == "box":
-            if self.dim < 1:
-                raise ValueError(f"ActionSpec(kind='box').dim={self.dim}: must be >= 1")
-            if not self.low < self.high:
-                raise ValueError(
-                    f"ActionSpec(kind='box'): low={self.low} must be below high={self.high}"
-                )
-        elif self.n < 2:
-            raise ValueError(f"ActionSpec(kind='discrete').n={self.n}: need at least 2 choices")
-
-    @property
-    def width(self) -> int:
-        """Columns this action occupies in the padded action array."""
-        return self.dim if self.kind == "box" else 1

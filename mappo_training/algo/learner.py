@@ -2,10 +2,15 @@
 
 Who drives which robot is explicit in `ActorSlot`s. With `share_actor` (the
 default) robots of the same observation size and action space share one actor,
-whose input is their observation plus a one-hot robot index; robots of another
-shape (heterogeneous fleets) get their own shared actor. Without it every robot
-has its own actor and optimizer. One critic serves every robot; it is a separate
-network with its own optimizer, so no actor gradient ever reaches it.
+whose input is their observation, followed, with `agent_id: onehot`, by a one-hot
+robot index. onehot is AlgoConfig's generic default (the MAPPO paper's, for
+agents with different roles); the packaged navigation configs set it per task:
+none for nav_random_4, whose identical robots then run at any count, onehot for
+nav_circle_8, whose exactly symmetric starts need the index to break the tie.
+Robots of another shape (heterogeneous fleets) get their own shared actor.
+Without `share_actor` every robot has its own actor and optimizer. One critic
+serves every robot; it is a separate network with its own optimizer, so no
+actor gradient ever reaches it.
 
 Array layout everywhere: E arenas, N robots, observations (E, N, D) with
 D >= max obs dim (a robot with a smaller obs dim reads its first obs_dims[i]
@@ -385,7 +390,8 @@ class MAPPOLearner:
                 # Truncated at 1, as IMPALA truncates its importance weights:
                 # where the behaviour policy made an action much less likely
                 # than the current one does, an untruncated weight let a few
-                # samples steer the whole update (approx_kl 1e5 on run c3).
+                # samples steer the whole update (approx_kl 1e5 in a warm
+                # start that kept its source's std of 0.08).
                 data["weights"] = (prox_logp - data["old_logp"]).exp().clamp(max=1.0)
                 data["old_logp"] = prox_logp
             batch["slots"].append(data)

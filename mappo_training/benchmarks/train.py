@@ -71,7 +71,7 @@ def training_steps_per_s(cfg, updates: int, measure_env: bool = False) -> tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training.experiment import algo_config, load_train_config
+    from mappo_training.experiment import load_train_config
 
     cfg = load_train_config(args.config, ["run.eval_episodes=0", *args.overrides])
     # The other way of using the cores, measured alongside so the choice of
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     mode = "overlapped" if cfg.run.overlap else "in turn"
     other_mode = "in turn" if cfg.run.overlap else "overlapped"
     print(
-        f"{cfg.run.num_arenas} arenas x {cfg.sim.get('num_robots', 4)} robots,"
+        f"{cfg.run.num_arenas} arenas x {cfg.sim.num_robots} robots,"
         f" {cfg.run.workers} workers, {cfg.run.rollout_steps} steps/rollout,"
-        f" {algo_config(cfg).epochs} epochs"
+        f" {cfg.algo.epochs} epochs"
     )
     print(f"env only:  {env_sps:10.0f} robot-steps/s")
     print(f"training:  {train_sps:10.0f} robot-steps/s (collect and update {mode}: run.overlap)")

@@ -28,10 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def batch_shapes(cfg) -> tuple[list[int], int, int]:
     """(observation width per robot, state width, action width) of a swarm config."""
-    from mappo_training.experiment import sim_config
     from mappo_training.sim.env import BatchedSwarmEnv, state_dim_of
 
-    sim = sim_config(cfg)
+    sim = cfg.sim
     obs_dim = sim.contract(sim.robot_profile()).obs_dim
     return [obs_dim] * sim.num_robots, state_dim_of(sim, obs_dim), BatchedSwarmEnv.action_dim
 
@@ -67,12 +66,11 @@ def seconds_per_update(cfg, device: str, updates: int) -> float:
     import torch
 
     from mappo_training.algo import ActionSpec, MAPPOLearner
-    from mappo_training.experiment import algo_config
 
     obs_dims, state_dim, act_dim = batch_shapes(cfg)
     spec = ActionSpec(kind="box", dim=act_dim)
     learner = MAPPOLearner(
-        algo_config(cfg), obs_dims, [spec] * len(obs_dims), state_dim, device=device, seed=0
+        cfg.algo, obs_dims, [spec] * len(obs_dims), state_dim, device=device, seed=0
     )
     buf = random_rollout(learner, cfg.run.rollout_steps, cfg.run.num_arenas)
 

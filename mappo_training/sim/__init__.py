@@ -14,8 +14,11 @@ Layers, bottom up (each module has one job):
                    drives this layer directly.
     config.py      SimConfig and RewardConfig (typed, validated, from YAML)
     reward.py      the shared team reward
+    episodes.py    EpisodeTracker: what K arenas' episodes have done, when they end and
+                   how they score (training env and ROS 2 sim bridge alike);
+                   summarize: the rates and means of finished episodes
     env.py         BatchedSwarmEnv: the MAPPO task on top of World (observations via
-                   robot_io, critic state, rewards, auto-reset, episode statistics)
+                   robot_io, critic state, rewards, auto-reset, episode scores)
     parallel_env.py  SwarmParallelEnv: one arena as a PettingZoo ParallelEnv
     recording.py   EpisodeRecorder: one arena's episode as data for pictures
     render.py      top-down PNG and animated GIF of a recorded episode
@@ -46,7 +49,8 @@ BatchedSwarmEnv.step returns (obs, state, reward, terminated, truncated, info):
                               length (steps), return, time_to_goal (mean seconds over
                               arrived robots), path_efficiency ((start distance -
                               goal_tolerance) / distance driven, mean over arrived
-                              robots); NaN when no robot arrived
+                              robots); NaN when no robot arrived; reverse_share
+                              (share of the team's distance driven backwards)
 
 Importing this package is cheap: PyBullet and PettingZoo load only when a
 World or a SwarmParallelEnv is built.
@@ -58,6 +62,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from mappo_training.sim.config import RewardConfig, SimConfig, load_sim_config
+from mappo_training.sim.episodes import EpisodeRules, EpisodeTracker, summarize
 from mappo_training.sim.geometry import Obstacle
 from mappo_training.sim.scenarios import ArenaLayout
 
@@ -78,12 +83,15 @@ __all__ = [
     "ArenaLayout",
     "BatchedSwarmEnv",
     "EpisodeRecorder",
+    "EpisodeRules",
+    "EpisodeTracker",
     "Obstacle",
     "RewardConfig",
     "SimConfig",
     "SwarmParallelEnv",
     "World",
     "load_sim_config",
+    "summarize",
 ]
 
 

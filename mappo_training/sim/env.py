@@ -3,7 +3,8 @@
 `BatchedSwarmEnv` sits on top of `World`: it draws scenario layouts, turns
 policy actions into twists, builds each robot's local observation through
 robot_io (the same code the robot runs), computes the team reward and the
-critic's state, keeps episode statistics and resets finished arenas by itself.
+critic's state, scores episodes with an EpisodeTracker (episodes.py) and
+resets finished arenas by itself.
 
     env = BatchedSwarmEnv(SimConfig(num_robots=4), num_arenas=16, seed=0)
     obs, state = env.reset()                       # (K, N, obs_dim), (K, N, state_dim)
@@ -15,13 +16,14 @@ arena as obstacles until the whole team is done.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mappo_training.batched_env import ActionSpec
 from mappo_training.sim.config import SimConfig, load_sim_config
+from mappo_training.sim.episodes import TIMEOUT, EpisodeRules, EpisodeTracker
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
 from mappo_training.sim.reward import robot_rewards, wrong_side_closeness
@@ -50,6 +52,8 @@ class BatchedSwarmEnv:
     """K independent arenas of the swarm navigation task in one PyBullet client."""
 
     action_dim = 2
+    supports_snapshot = True
+    """A checkpoint can carry the episodes in progress (see `snapshot`)."""
 
     def __init__(
         self,
@@ -93,19 +97,24 @@ class BatchedSwarmEnv:
 
         k, n = num_arenas, self.num_robots
         self._history = np.zeros((k, n, cfg.scan_stack, cfg.num_beams), dtype=np.float32)
-        self._parked = np.zeros((k, n), dtype=bool)
-        self._distance = np.zeros((k, n))
-        self._start_distance = np.zeros((k, n))
-        self._path_length = np.zeros((k, n))
-        self._reverse_length = np.zeros((k, n))
-        self._arrival_step = np.full((k, n), -1)
-        self._steps = np.zeros(k, dtype=int)
-        self._return = np.zeros(k)
-        self._robot_collisions = np.zeros(k, dtype=int)
-        self._static_collisions = np.zeros(k, dtype=int)
+        rules = EpisodeRules(
+            cfg.goal_tolerance, self.profile.control_period, self.max_steps, cfg.end_on_collision
+        )
+        self.episodes = EpisodeTracker.for_arenas(k, n, rules)
+        """What each arena's current episode has done so far, and its scores."""
         self._one_hot = np.broadcast_to(np.eye(n, dtype=np.float32), (k, n, n))
         self._seed(seed)
         self._started = False
+
+    @property
+    def obs_dims(self) -> list[int]:
+        """Every robot reads the same observation layout (the contract's)."""
+        return [self.obs_dim] * self.num_robots
+
+    @property
+    def action_specs(self) -> list[ActionSpec]:
+        """Every robot drives with (v, w) scaled to [-1, 1] by its speed limits."""
+        return [ActionSpec(kind="box", dim=self.action_dim, low=-1.0, high=1.0)] * self.num_robots
 
     # -- episodes ----------------------------------------------------------- #
 
@@ -139,51 +148,12 @@ class BatchedSwarmEnv:
         if layout is None:
             layout = draw_layout(self._rngs[arena], self.cfg, self.arena_size, self.profile.radius)
         self.world.set_layout(arena, layout)
-        distance = np.hypot(*(np.asarray(layout.goals) - layout.starts[:, :2]).T)
-        self._distance[arena] = distance
-        self._start_distance[arena] = distance
-        self._parked[arena] = False
-        self._path_length[arena] = 0.0
-        self._reverse_length[arena] = 0.0
-        self._arrival_step[arena] = -1
-        self._steps[arena] = 0
-        self._return[arena] = 0.0
-        self._robot_collisions[arena] = 0
-        self._static_collisions[arena] = 0
+        self.episodes.start(arena, layout)
 
     def _fill_history(self, arenas: np.ndarray) -> None:
         """First scan of a new episode, repeated over the stack (as the robot does)."""
         beams = self._pooler(self.world.scan(self.scan_rays, arenas=arenas))
         self._history[arenas] = beams[:, :, None, :]
-
-    def _episode_summary(self, arena: int) -> dict[str, Any]:
-        arrived = self._arrival_step[arena] >= 0
-        period = self.profile.control_period
-        collisions = int(self._robot_collisions[arena] + self._static_collisions[arena])
-        if arrived.any():
-            time_to_goal = float(self._arrival_step[arena][arrived].mean() * period)
-            # The shortest drive that arrives ends goal_tolerance short of the goal.
-            straight = np.maximum(self._start_distance[arena] - self.cfg.goal_tolerance, 0.0)
-            driven = np.maximum(self._path_length[arena], 1e-9)
-            efficiency = float(np.minimum(straight / driven, 1.0)[arrived].mean())
-        else:
-            time_to_goal = efficiency = math.nan
-        return {
-            "arena": int(arena),
-            "success": bool(arrived.all() and collisions == 0),
-            "collisions": collisions,
-            "robot_collisions": int(self._robot_collisions[arena]),
-            "static_collisions": int(self._static_collisions[arena]),
-            "arrived_fraction": float(arrived.mean()),
-            "length": int(self._steps[arena]),
-            "return": float(self._return[arena]),
-            "time_to_goal": time_to_goal,
-            "path_efficiency": efficiency,
-            # Share of the distance driven backwards (all robots of the arena).
-            "reverse_share": float(
-                self._reverse_length[arena].sum() / max(self._path_length[arena].sum(), 1e-9)
-            ),
-        }
 
     # -- stepping ----------------------------------------------------------- #
 
@@ -202,7 +172,8 @@ class BatchedSwarmEnv:
         if actions.shape != expected:
             raise ValueError(f"actions have shape {actions.shape}, expected {expected}")
         world = self.world
-        driving = ~self._parked
+        episodes = self.episodes
+        driving = ~episodes.arrived
         twists = robot_io.action_to_twist(
             actions, self.contract.max_linear, self.contract.max_angular
         )
@@ -210,18 +181,10 @@ class BatchedSwarmEnv:
         before = world.poses()
         contacts = world.advance()
         poses = world.poses()
-
-        goals = world.goals()
-        distance = np.hypot(goals[..., 0] - poses[..., 0], goals[..., 1] - poses[..., 1])
-        progress = (self._distance - distance) * driving
-        self._distance = distance
-        moved = poses[..., :2] - before[..., :2]
-        self._path_length += np.hypot(moved[..., 0], moved[..., 1])
-        forward = moved[..., 0] * np.cos(before[..., 2]) + moved[..., 1] * np.sin(before[..., 2])
-        self._reverse_length += np.maximum(-forward, 0.0)
-        arrived = driving & (distance < self.cfg.goal_tolerance)
-        self._arrival_step[arrived] = self._steps[np.nonzero(arrived)[0]] + 1
-        self._parked |= arrived
+        stepped = episodes.record_step(
+            before, poses, world.goals(), contacts.robot, contacts.static
+        )
+        progress, arrived = stepped.progress, stepped.arrived
         collided = contacts.any
 
         gap = None
@@ -246,16 +209,10 @@ class BatchedSwarmEnv:
             wrong_side,
             reversing,
         )
-        self._steps += 1
-        # The episode's reported return is the team's (mean over robots).
-        self._return += rewards.mean(axis=-1)
-        self._robot_collisions += contacts.robot.sum(axis=-1)
-        self._static_collisions += contacts.static.sum(axis=-1)
-
-        terminated = self._parked.all(axis=-1)
-        if self.cfg.end_on_collision:
-            terminated |= collided.any(axis=-1)
-        truncated = ~terminated & (self._steps >= self.max_steps)
+        episodes.add_rewards(rewards)
+        reasons = episodes.end_reasons(collided)
+        truncated = reasons == TIMEOUT
+        terminated = reasons.astype(bool) & ~truncated
 
         beams = self._pooler(world.scan(self.scan_rays))
         self._history[:, :, 1:] = self._history[:, :, :-1]
@@ -275,7 +232,7 @@ class BatchedSwarmEnv:
         }
         ended = np.flatnonzero(terminated | truncated)
         if len(ended):
-            info["episodes"] = [self._episode_summary(a) for a in ended]
+            info["episodes"] = [{"arena": int(a), **episodes.summary(a)} for a in ended]
             for arena in ended:
                 self._start_episode(arena, None)
             self._fill_history(ended)
@@ -306,7 +263,7 @@ class BatchedSwarmEnv:
                 velocities[..., :1] / self.contract.max_linear,
                 velocities[..., 1:] / self.contract.max_angular,
                 goals / size,
-                self._parked[..., None],
+                self.episodes.arrived[..., None],
             ],
             axis=-1,
         ).astype(np.float32)
@@ -329,7 +286,7 @@ class BatchedSwarmEnv:
     @property
     def parked(self) -> np.ndarray:
         """(K, N) robots that have reached their goal in the current episode."""
-        return self._parked.copy()
+        return self.episodes.arrived
 
     # -- snapshots (exact resume) -------------------------------------------- #
 
@@ -339,16 +296,7 @@ class BatchedSwarmEnv:
             "world": self.world.snapshot(),
             "rngs": [rng.bit_generator.state for rng in self._rngs],
             "history": self._history.copy(),
-            "parked": self._parked.copy(),
-            "distance": self._distance.copy(),
-            "start_distance": self._start_distance.copy(),
-            "path_length": self._path_length.copy(),
-            "reverse_length": self._reverse_length.copy(),
-            "arrival_step": self._arrival_step.copy(),
-            "steps": self._steps.copy(),
-            "return": self._return.copy(),
-            "robot_collisions": self._robot_collisions.copy(),
-            "static_collisions": self._static_collisions.copy(),
+            "episodes": self.episodes.snapshot(),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -361,19 +309,11 @@ class BatchedSwarmEnv:
         for rng, state in zip(self._rngs, snapshot["rngs"], strict=True):
             rng.bit_generator.state = state
         self._history = snapshot["history"].copy()
-        self._parked = snapshot["parked"].copy()
-        self._distance = snapshot["distance"].copy()
-        self._start_distance = snapshot["start_distance"].copy()
-        self._path_length = snapshot["path_length"].copy()
-        # Absent from snapshots written before it was tracked.
-        self._reverse_length = np.array(
-            snapshot.get("reverse_length", np.zeros_like(self._path_length))
-        )
-        self._arrival_step = snapshot["arrival_step"].copy()
-        self._steps = snapshot["steps"].copy()
-        self._return = snapshot["return"].copy()
-        self._robot_collisions = snapshot["robot_collisions"].copy()
-        self._static_collisions = snapshot["static_collisions"].copy()
+        if "episodes" in snapshot:
+            self.episodes.restore(snapshot["episodes"])
+        else:
+            # Snapshots written before the EpisodeTracker kept its arrays at the top.
+            self.episodes.restore({**snapshot, "team_return": snapshot["return"]})
         self._started = True
 
     def close(self) -> None:

@@ -1,28 +1,31 @@
 """Test-side ROS plumbing: a probe node that plays one robot's world, and node processes.
 
-`RosProbe` runs its own rclpy context and executor thread inside the test
-process: it publishes a robot's scan/odom/goal, records what comes back, and
-calls parameter services. `NodeProcesses` starts real policy nodes as child
-processes and always stops them (SIGINT, then kill), so a failing test never
-leaves DDS participants behind. Every wait has a timeout.
+`RosProbe` is a `swarm_ops.rosclient.BackgroundNode` (its own rclpy context and
+executor thread inside the test process) that publishes, records what comes
+back with arrival times, and calls services. `NodeProcesses` starts real nodes
+from fleet node specs through `swarm_ops.node_processes`, as `swarm deploy`
+does, and always stops them (SIGINT, then kill), so a failing test never
+leaves DDS participants behind. Every wait has a timeout and names what it
+waited for.
 """
 
 from __future__ import annotations
 
+import collections
 import math
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-PACKAGE_SRC = REPO / "ros2_ws" / "src" / "swarm_controller"
+from swarm_controller.fleet import POLICY_NODE, NodeSpec
+from swarm_ops.node_processes import NodeLauncher, node_environment, stop_processes
+from swarm_ops.rosclient import BackgroundNode, call_service, latched_qos, set_parameters, wait_for
+
 SCAN_RAYS = 360
 
 
@@ -72,32 +75,25 @@ def goal_msg(x: float, y: float, frame: str = "odom"):
     return msg
 
 
-def latched_qos():
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
-
-
 # --------------------------------------------------------------------------- #
 # The probe.
 # --------------------------------------------------------------------------- #
 
 
 class Recorder:
-    """Messages received on one topic, with their arrival time (monotonic)."""
+    """Messages received on one topic with their arrival times (monotonic), oldest
+    first; with `keep`, only the newest `keep` (`count` still counts them all)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._items: list[tuple[float, object]] = []
+        self._items: collections.deque[tuple[float, Any]] = collections.deque(maxlen=keep)
+        self.count = 0
         self.subscription = None
 
     def __call__(self, msg) -> None:
         with self._lock:
             self._items.append((time.monotonic(), msg))
+            self.count += 1
 
     def messages(self, since: float = 0.0) -> list:
         with self._lock:
@@ -111,84 +107,47 @@ class Recorder:
         with self._lock:
             return self._items[-1][1] if self._items else None
 
+    def wait_for_count(self, count: int, timeout: float, what: str) -> list:
+        """All kept messages, once `count` have arrived in total."""
+        wait_for(lambda: self.count >= count, timeout, f"{count} message(s) on {what}")
+        return self.messages()
 
-class RosProbe:
-    """A node in the test process with its own context and spin thread."""
+
+class RosProbe(BackgroundNode):
+    """The test's own node: publishes, records, calls services."""
 
     def __init__(self, domain_id: int, name: str = "test_probe") -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.signals import SignalHandlerOptions
-
-        self.context = Context()
-        rclpy.init(
-            context=self.context,
-            domain_id=domain_id,
-            signal_handler_options=SignalHandlerOptions.NO,
-        )
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, name="probe-spin", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context going down under us at close()
-                if self._running and self.context.ok():
-                    raise
-                return
+        super().__init__(name, domain_id=domain_id)
+        self._publishers: dict[str, Any] = {}
 
     def publisher(self, msg_type, topic: str, qos=10):
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def record(self, msg_type, topic: str, qos=10) -> Recorder:
-        recorder = Recorder()
+    def publish(self, topic: str, msg) -> None:
+        """Publish on `topic` (one publisher per topic, made on first use)."""
+        if topic not in self._publishers:
+            self._publishers[topic] = self.publisher(type(msg), topic)
+        self._publishers[topic].publish(msg)
+
+    def record(self, msg_type, topic: str, qos=10, keep: int | None = None) -> Recorder:
+        recorder = Recorder(keep)
         recorder.subscription = self.node.create_subscription(msg_type, topic, recorder, qos)
         return recorder
 
+    def wait_for_subscriber(self, topic: str, timeout: float = 5.0) -> None:
+        """Publishing before discovery completes would drop the first messages."""
+        wait_for(
+            lambda: self.node.count_subscribers(topic) > 0, timeout, f"a subscriber on {topic}"
+        )
+
     def set_parameters(self, node_fqn: str, values: dict, timeout: float = 15.0) -> list:
         """Call `<node>/set_parameters` like `ros2 param set`; returns the results."""
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
+        return set_parameters(self.node, node_fqn, values, timeout)
 
-        client = self.node.create_client(SetParameters, f"{node_fqn}/set_parameters")
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f"no {node_fqn}/set_parameters service within {timeout} s")
-            request = SetParameters.Request(
-                parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            )
-            future = client.call_async(request)
-            done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(timeout):
-                raise AssertionError(f"{node_fqn}/set_parameters gave no answer in {timeout} s")
-            return list(future.result().results)
-        finally:
-            self.node.destroy_client(client)
+    def call_trigger(self, service: str, timeout: float = 5.0) -> Any:
+        from std_srvs.srv import Trigger
 
-    def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.02):
-    """Poll until predicate() is truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return call_service(self.node, Trigger, service, Trigger.Request(), timeout)
 
 
 def wait_matched(entity, timeout: float = 10.0) -> None:
@@ -199,73 +158,52 @@ def wait_matched(entity, timeout: float = 10.0) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Policy node processes.
+# Node processes.
 # --------------------------------------------------------------------------- #
 
 
-def ros_param(value) -> str:
-    """A Python value as `-p name:=value` text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(f"'{v}'" for v in value) + "]"
-    return str(value)
-
-
-def child_env() -> dict[str, str]:
-    """Environment for node processes: the test's DDS settings, the package importable."""
-    env = dict(os.environ)
-    paths = [str(PACKAGE_SRC), str(REPO)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+def node_spec(namespace: str, executable: str = POLICY_NODE, **parameters) -> NodeSpec:
+    """A node of swarm_controller (the policy node by default) in `namespace`;
+    paths among the parameters become strings, as a launch file would pass them."""
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in parameters.items()}
+    return NodeSpec(executable, executable, namespace, values)
 
 
 class NodeProcesses:
-    """Starts policy nodes as child processes; `stop_all` always cleans up."""
+    """Starts nodes as child processes, logs in `log_dir`; `stop_all` always cleans up."""
 
     def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
+        self.launcher = NodeLauncher(log_dir, env=node_environment(log_dir=log_dir / "ros_logs"))
         self.procs: dict[str, subprocess.Popen] = {}
+        self.specs: dict[str, NodeSpec] = {}
 
-    def start_policy_node(self, namespace: str, **params) -> subprocess.Popen:
-        args = [sys.executable, "-m", "swarm_controller.policy_node", "--ros-args"]
-        args += ["-r", f"__ns:={namespace}"]
-        for key, value in params.items():
-            args += ["-p", f"{key}:={ros_param(value)}"]
-        log = open(self.log_dir / f"{namespace.strip('/').replace('/', '_')}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env())
-        log.close()
-        self.procs[namespace] = proc
+    def start(self, spec: NodeSpec) -> subprocess.Popen:
+        proc = self.launcher.start(spec)
+        self.procs[spec.label] = proc
+        self.specs[spec.label] = spec
         return proc
 
-    def log(self, namespace: str) -> str:
-        path = self.log_dir / f"{namespace.strip('/').replace('/', '_')}.log"
+    def start_policy_node(self, namespace: str, **params) -> subprocess.Popen:
+        return self.start(node_spec(namespace, **params))
+
+    def _label(self, name: str) -> str:
+        """A label as given, or the policy node's label in namespace `name`."""
+        return name if name in self.procs else node_spec(name).label
+
+    def log(self, name: str) -> str:
+        """Everything the node (label, or namespace of a policy node) printed so far."""
+        path = self.launcher.log_path(self.specs[self._label(name)])
         return path.read_text() if path.exists() else ""
 
-    def interrupt(self, namespace: str, timeout: float = 10.0) -> int:
+    def interrupt(self, name: str, timeout: float = 10.0) -> int:
         """SIGINT one node (like Ctrl-C) and wait for it to exit; returns its exit code."""
-        proc = self.procs[namespace]
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError(f"{namespace} did not exit within {timeout} s of SIGINT") from None
+        [code] = stop_processes([self.procs[self._label(name)]], timeout)
+        if code is None:
+            raise AssertionError(f"{name} did not exit within {timeout} s of SIGINT")
+        return code
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs.values(), timeout=5.0)
 
 
 # --------------------------------------------------------------------------- #
@@ -348,17 +286,7 @@ def change_state(probe: RosProbe, node_fqn: str, transition: int, timeout: float
     """Call the lifecycle `<node>/change_state` service (what `ros2 lifecycle set` does)."""
     from lifecycle_msgs.srv import ChangeState
 
-    client = probe.node.create_client(ChangeState, f"{node_fqn}/change_state")
-    try:
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise AssertionError(f"no {node_fqn}/change_state service within {timeout} s")
-        request = ChangeState.Request()
-        request.transition.id = transition
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            raise AssertionError(f"{node_fqn}/change_state gave no answer in {timeout} s")
-        return future.result().success
-    finally:
-        probe.node.destroy_client(client)
+    request = ChangeState.Request()
+    request.transition.id = transition
+    service = f"{node_fqn}/change_state"
+    return call_service(probe.node, ChangeState, service, request, timeout).success

@@ -1,4 +1,4 @@
-"""The ament_python package builds with colcon and installs what ROS 2 tools look for."""
+"""The three ament_python packages build with colcon and install what ROS 2 tools look for."""
 
 from __future__ import annotations
 
@@ -12,61 +12,108 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "ros2_ws"
 COLCON = Path(sys.executable).parent / "colcon"
+PACKAGES = ("swarm_contract", "swarm_controller", "swarm_ops")
 
 
-@pytest.mark.skipif(not COLCON.exists(), reason="colcon is not installed in this environment")
-def test_colcon_builds_the_package_into_a_separate_folder(tmp_path):
+@pytest.fixture(scope="module")
+def install(tmp_path_factory) -> Path:
+    """The install folder of a colcon build of ros2_ws/src, made outside the checkout."""
+    if not COLCON.exists():
+        pytest.skip("needs colcon: pip install -e '.[dev]'")
+    out = tmp_path_factory.mktemp("colcon")
     before = sorted(p.name for p in WORKSPACE.iterdir())
-    env = dict(os.environ, PATH=f"{COLCON.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     build = subprocess.run(
         [
-            str(COLCON),
+            COLCON,
             "--log-base",
-            str(tmp_path / "log"),
+            out / "log",
             "build",
             "--base-paths",
             "src",
             "--build-base",
-            str(tmp_path / "build"),
+            out / "build",
             "--install-base",
-            str(tmp_path / "install"),
+            out / "install",
             "--event-handlers",
             "console_direct-",
         ],
         cwd=WORKSPACE,
-        env=env,
+        env=colcon_env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     assert sorted(p.name for p in WORKSPACE.iterdir()) == before, "colcon wrote into ros2_ws/"
+    return out / "install"
 
-    prefix = tmp_path / "install" / "swarm_controller"
+
+def colcon_env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{COLCON.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_every_package_is_in_the_ament_index_with_its_package_xml(install):
+    for package in PACKAGES:
+        share = install / package / "share"
+        assert (share / "ament_index/resource_index/packages" / package).is_file(), package
+        assert (share / package / "package.xml").is_file(), package
+
+
+def test_the_controller_installs_its_node_launch_files_and_config(install):
+    prefix = install / "swarm_controller"
     share = prefix / "share" / "swarm_controller"
-    assert (prefix / "share/ament_index/resource_index/packages/swarm_controller").is_file()
-    assert (share / "package.xml").is_file()
-    assert (share / "config" / "policy_node.yaml").is_file()
     node_script = prefix / "lib" / "swarm_controller" / "policy_node"
     assert node_script.is_file() and os.access(node_script, os.X_OK)
+    assert (share / "config" / "policy_node.yaml").is_file()
+    launch = share / "launch"
+    for name in (
+        "swarm_sim.launch.py",
+        "robot.launch.py",
+        "fleet.launch.py",
+        "fleet_example.yaml",
+        "swarm_sim.rviz",
+    ):
+        path = launch / name
+        # Real files: `ros2 launch` must not depend on this checkout staying put.
+        assert path.is_file() and not path.is_symlink(), path
 
-    # What `ros2 run` / launch_ros resolve: the share folder via the ament index,
-    # and the installed module (not this source tree) on the install's path.
-    site = next((prefix / "lib").glob("python3*/site-packages"))
+
+def test_ops_installs_the_sim_bridge_and_its_sample_parameters(install):
+    prefix = install / "swarm_ops"
+    script = prefix / "lib" / "swarm_ops" / "sim_bridge"
+    assert script.is_file() and os.access(script, os.X_OK)
+    assert (prefix / "share" / "swarm_ops" / "config" / "sim_bridge.yaml").is_file()
+
+
+def test_ros_tools_find_the_installed_packages_not_this_checkout(install):
+    """What `ros2 run` / launch_ros resolve: share folders through the ament index,
+    and the installed modules (with their package data) on the install's path."""
+    prefixes = [install / p for p in PACKAGES]
+    sites = [str(next((p / "lib").glob("python3*/site-packages"))) for p in prefixes]
     probe = subprocess.run(
         [
             sys.executable,
             "-c",
-            "from ament_index_python.packages import get_package_share_directory as share;"
-            "import swarm_controller.policy_node as node;"
-            "print(share('swarm_controller')); print(node.__file__)",
+            "from ament_index_python.packages import get_package_share_directory as share\n"
+            "import swarm_controller.policy_node as node, swarm_ops.swap as ops\n"
+            "from swarm_contract.robot_io import load_profile\n"
+            "print(share('swarm_controller')); print(share('swarm_ops'))\n"
+            "print(node.__file__); print(ops.__file__); print(load_profile().name)",
         ],
-        env=dict(env, AMENT_PREFIX_PATH=str(prefix), PYTHONPATH=str(site)),
+        env=dict(
+            colcon_env(),
+            AMENT_PREFIX_PATH=os.pathsep.join(map(str, prefixes)),
+            PYTHONPATH=os.pathsep.join(sites),
+        ),
+        cwd=install,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert probe.returncode == 0, probe.stderr
-    share_dir, module_file = probe.stdout.split()
-    assert Path(share_dir) == share
-    assert Path(module_file).is_relative_to(prefix)
+    controller_share, ops_share, node_file, ops_file, profile = probe.stdout.split()
+    assert Path(controller_share) == install / "swarm_controller/share/swarm_controller"
+    assert Path(ops_share) == install / "swarm_ops/share/swarm_ops"
+    assert Path(node_file).is_relative_to(install / "swarm_controller")
+    assert Path(ops_file).is_relative_to(install / "swarm_ops")
+    assert profile == "turtlebot3_burger"

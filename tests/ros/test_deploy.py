@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from mappo_training.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+
+pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
+
 from lifecycle_msgs.msg import Transition
 from ros_helpers import NodeProcesses, RobotWorld, RosProbe, change_state, wait_for
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from ros_helpers import child_env
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]  # two node start-ups and timed phases: ~6 s
 
@@ -21,7 +20,6 @@ def test_bench_node_reports_latency_and_missed_ticks_as_json(ros_domain):
         capture_output=True,
         text=True,
         timeout=120,
-        env=child_env(),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])

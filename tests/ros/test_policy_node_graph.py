@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+
+pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
+
 from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for
 
 pytestmark = pytest.mark.ros

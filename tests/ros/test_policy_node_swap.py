@@ -7,6 +7,9 @@ import time
 
 import numpy as np
 import pytest
+
+pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
+
 from conftest import PolicyModels
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for

@@ -16,27 +16,23 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy")
+pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy, qos_profile_sensor_data
+from ros_helpers import RosProbe, latched_qos, wait_for
 from ros_sim_helpers import (
     SAMPLE_PARAMS,
     BridgeProcess,
     EventLog,
-    RosProbe,
     drive_towards,
     hold_command,
     isolated_ros_env,
     odom_pose,
     stamp_seconds,
-    wait_until,
 )
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
@@ -60,9 +56,7 @@ BRIDGE_PARAMS = {
     "publish_clock": True,
     "cmd_timeout": 0.5,
 }
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+LATCHED = latched_qos()
 
 
 class Swarm:
@@ -71,11 +65,11 @@ class Swarm:
     def __init__(self, probe: RosProbe) -> None:
         self.events = EventLog(probe)
         self.odom = [
-            probe.listen(f"/robot_{i}/odom", Odometry, qos_profile_sensor_data)
+            probe.record(Odometry, f"/robot_{i}/odom", qos_profile_sensor_data)
             for i in range(NUM_ROBOTS)
         ]
-        self.scan_1 = probe.listen("/robot_1/scan", LaserScan, qos_profile_sensor_data, keep=20)
-        self.clock = probe.listen("/clock", Clock, 10, keep=50)
+        self.scan_1 = probe.record(LaserScan, "/robot_1/scan", qos_profile_sensor_data, keep=20)
+        self.clock = probe.record(Clock, "/clock", 10, keep=50)
 
     def current_episode(self) -> dict:
         return max(self.events.events(type="episode_start"), key=lambda e: e["episode"])
@@ -123,15 +117,15 @@ def new_episode(probe: RosProbe, swarm: Swarm) -> dict:
     x0, y0 = start["starts"][0][:2]
 
     def robot_0_at_start():
-        msg = swarm.odom[0].latest()
+        msg = swarm.odom[0].last()
         return msg is not None and math.dist(odom_pose(msg)[:2], (x0, y0)) < 1e-3
 
-    wait_until(robot_0_at_start, 5.0, "robot 0's odom at its new start")
+    wait_for(robot_0_at_start, 5.0, "robot 0's odom at its new start")
     return start
 
 
 def odom_after(recorder, since: int) -> list:
-    return recorder.messages[-(recorder.count - since) :] if recorder.count > since else []
+    return recorder.messages()[-(recorder.count - since) :] if recorder.count > since else []
 
 
 # --------------------------------------------------------------------------- #
@@ -158,7 +152,7 @@ def test_each_robot_has_scan_odom_goal_and_cmd_vel_under_its_namespace(probe, sw
     for i in range(NUM_ROBOTS):
         for name, type_name in types.items():
             topic = f"/robot_{i}/{name}"
-            [endpoint] = wait_until(
+            [endpoint] = wait_for(
                 lambda topic=topic: bridge_endpoints(topic, True), 5.0, f"the bridge on {topic}"
             )
             assert endpoint.topic_type == type_name
@@ -190,8 +184,8 @@ def test_a_scan_has_360_rays_inf_where_nothing_is_hit_and_sees_the_others(swarm)
     # ray k at angle_min + k * increment, counter-clockwise from straight ahead.
     swarm.odom[1].wait_for_count(1, 5.0, "/robot_1/odom")
     swarm.odom[2].wait_for_count(1, 5.0, "/robot_2/odom")
-    x1, y1, yaw1 = odom_pose(swarm.odom[1].latest())
-    x2, y2, _ = odom_pose(swarm.odom[2].latest())
+    x1, y1, yaw1 = odom_pose(swarm.odom[1].last())
+    x2, y2, _ = odom_pose(swarm.odom[2].last())
     bearing = float(wrap_angle(math.atan2(y2 - y1, x2 - x1) - yaw1)) % (2 * math.pi)
     ray = round(bearing / increment) % 360
     assert ranges[ray] == pytest.approx(math.dist((x1, y1), (x2, y2)) - PROFILE.radius, abs=0.03)
@@ -199,23 +193,23 @@ def test_a_scan_has_360_rays_inf_where_nothing_is_hit_and_sees_the_others(swarm)
 
 def test_a_late_subscriber_still_gets_the_goal_in_the_odom_frame(probe, swarm):
     start = swarm.current_episode()
-    goals = probe.listen("/robot_2/goal", PoseStamped, LATCHED)
+    goals = probe.record(PoseStamped, "/robot_2/goal", LATCHED)
     goal = goals.wait_for_count(1, 5.0, "the latched /robot_2/goal")[0]
     assert (goal.pose.position.x, goal.pose.position.y) == pytest.approx(
         start["goals"][2], abs=1e-4
     )
-    assert goal.header.frame_id == swarm.odom[2].latest().header.frame_id == "odom"
+    assert goal.header.frame_id == swarm.odom[2].last().header.frame_id == "odom"
 
 
 def test_clock_advances_at_the_real_time_factor(swarm):
     swarm.clock.wait_for_count(2, 5.0, "/clock")
-    first, wall_first = stamp_seconds(swarm.clock.latest()), time.monotonic()
+    first, wall_first = stamp_seconds(swarm.clock.last()), time.monotonic()
     time.sleep(1.0)
-    last, wall_last = stamp_seconds(swarm.clock.latest()), time.monotonic()
+    last, wall_last = stamp_seconds(swarm.clock.last()), time.monotonic()
     rate = (last - first) / (wall_last - wall_first)
     assert 0.5 * RTF < rate < 1.2 * RTF
     # Sensor stamps are simulated time too, so use_sim_time nodes can judge their age.
-    assert abs(stamp_seconds(swarm.odom[0].latest()) - last) < 1.0
+    assert abs(stamp_seconds(swarm.odom[0].last()) - last) < 1.0
 
 
 # --------------------------------------------------------------------------- #
@@ -253,21 +247,21 @@ def test_turn_command_turns_counter_clockwise(probe, swarm):
 def test_robot_stops_cmd_timeout_after_the_last_command(probe, swarm):
     new_episode(probe, swarm)
     hold_command(probe, "/robot_0/cmd_vel", 0.1, 0.0, seconds=0.3)
-    last_seen = stamp_seconds(swarm.odom[0].latest())
+    last_seen = stamp_seconds(swarm.odom[0].last())
     since = swarm.odom[0].count
 
     def first_stopped():
         later = odom_after(swarm.odom[0], since)
         return next((m for m in later if m.twist.twist.linear.x == 0.0), None)
 
-    stopped = wait_until(first_stopped, 5.0, "robot 0 to stop without commands")
+    stopped = wait_for(first_stopped, 5.0, "robot 0 to stop without commands")
     drove_on = stamp_seconds(stopped) - last_seen
     # cmd_timeout is 0.5 s; the last command reached the bridge within a step
     # or two of the odom stamp we had seen when we stopped sending.
     assert 0.45 <= drove_on <= 1.0
     parked_at = odom_pose(stopped)[:2]
     time.sleep(0.3)
-    assert math.dist(odom_pose(swarm.odom[0].latest())[:2], parked_at) < 1e-6
+    assert math.dist(odom_pose(swarm.odom[0].last())[:2], parked_at) < 1e-6
 
 
 def test_driving_into_a_wall_reports_a_collision(probe, swarm):
@@ -284,7 +278,7 @@ def test_driving_into_a_wall_reports_a_collision(probe, swarm):
         timeout=20.0,
     )
     assert event["with"] == "static"
-    x, y, _ = odom_pose(swarm.odom[0].latest())
+    x, y, _ = odom_pose(swarm.odom[0].last())
     assert max(abs(x), abs(y)) == pytest.approx(ARENA / 2 - PROFILE.radius, abs=0.05)
 
 
@@ -303,13 +297,13 @@ def test_driving_to_the_goal_reports_an_arrival_and_the_robot_parks(probe, swarm
     shortest = (2 * CIRCLE_RADIUS - start["goal_tolerance"]) / PROFILE.max_linear
     assert shortest <= event["time_to_goal"] < shortest + 2.0
     hold_command(probe, "/robot_0/cmd_vel", 0.2, 0.0, seconds=0.3)
-    parked = swarm.odom[0].latest()
+    parked = swarm.odom[0].last()
     assert parked.twist.twist.linear.x == 0.0
     assert math.dist(odom_pose(parked)[:2], goal) < 0.15
 
 
 def test_reset_ends_the_episode_with_a_summary_and_publishes_new_goals(probe, swarm):
-    goals = probe.listen("/robot_1/goal", PoseStamped, LATCHED)
+    goals = probe.record(PoseStamped, "/robot_1/goal", LATCHED)
     goals.wait_for_count(1, 5.0, "the latched /robot_1/goal")
     old = swarm.current_episode()
     start = new_episode(probe, swarm)
@@ -323,10 +317,10 @@ def test_reset_ends_the_episode_with_a_summary_and_publishes_new_goals(probe, sw
     def new_goal_received():
         return any(
             math.dist((m.pose.position.x, m.pose.position.y), new_goal) < 1e-4
-            for m in goals.messages
+            for m in goals.messages()
         )
 
-    wait_until(new_goal_received, 5.0, "robot 1's new goal")
+    wait_for(new_goal_received, 5.0, "robot 1's new goal")
 
 
 # --------------------------------------------------------------------------- #
@@ -346,7 +340,7 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
         probe = RosProbe(domain, name="sigint_probe")
         try:
             events = EventLog(probe)
-            odom = probe.listen("/robot_0/odom", Odometry, qos_profile_sensor_data)
+            odom = probe.record(Odometry, "/robot_0/odom", qos_profile_sensor_data)
             events.wait_for(20.0, type="episode_start")
             probe.wait_for_subscriber("/robot_0/cmd_vel")
             command = TwistStamped()
@@ -354,12 +348,12 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
 
             def moving():
                 probe.publish("/robot_0/cmd_vel", command)
-                msg = odom.latest()
+                msg = odom.last()
                 return msg is not None and msg.twist.twist.linear.x > 0
 
-            wait_until(moving, 5.0, "robot 0 driven by TwistStamped", poll=0.05)
+            wait_for(moving, 5.0, "robot 0 driven by TwistStamped", poll=0.05)
             # Without /clock, stamps are wall-clock time.
-            assert abs(stamp_seconds(odom.latest()) - time.time()) < 5.0
+            assert abs(stamp_seconds(odom.last()) - time.time()) < 5.0
 
             started = time.monotonic()
             assert bridge.interrupt(timeout=5.0) == 0, bridge.output()
@@ -367,7 +361,7 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
             shutdown = events.wait_for(2.0, type="shutdown")
             assert shutdown["reason"] == "SIGINT"
             assert events.events(type="episode_end", reason="shutdown")
-            assert odom.latest().twist.twist.linear.x == 0.0  # the robot was stopped
+            assert odom.last().twist.twist.linear.x == 0.0  # the robot was stopped
             assert "Traceback" not in bridge.output()
         finally:
             probe.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, child_env, wait_for
+from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for
 
 from swarm_contract.robot_io import Contract
 from swarm_ops.swap import SwapError, agent_index, policy_file_for
@@ -43,12 +43,12 @@ def test_a_single_shared_model_goes_to_every_robot(policy_models):
 
 
 def swarm_swap(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    pytest.importorskip("mappo_training", reason="`swarm` is mappo_training's: pip install -e .")
     return subprocess.run(
         [sys.executable, "-m", "mappo_training.cli", "swap", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=child_env(),
     )
 
 

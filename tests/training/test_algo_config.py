@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from mappo_training.algo import ActionSpec, AlgoConfig
 from swarm_contract.config import ConfigError, apply_overrides, from_dict, to_dict
 

@@ -8,6 +8,10 @@ import time
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 import torch
 
 from mappo_training.algo import ActionSpec, AlgoConfig, MAPPOLearner, RolloutBuffer

@@ -6,6 +6,10 @@ import math
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 import torch
 
 from mappo_training.algo.losses import (

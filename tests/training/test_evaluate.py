@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from training_fixtures import train_tiny_run
 
 from mappo_training.cli import main as swarm

@@ -6,9 +6,15 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("onnx", reason="needs onnx: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
+import onnx
 import torch
 import yaml
 from training_fixtures import train_tiny_run

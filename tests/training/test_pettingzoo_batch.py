@@ -6,10 +6,17 @@ import shutil
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("pettingzoo", reason="needs pettingzoo: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from mappo_training import checkpoint as ckpt
 from mappo_training.experiment import validate
 from mappo_training.pettingzoo_batch import ParallelEnvBatch
 from mappo_training.train import resume, start
@@ -91,14 +98,16 @@ def test_heterogeneous_discrete_and_continuous_agents_batch_into_arrays():
     assert len(ended) == 3 and all(e["length"] == 4 for e in ended)
 
 
-def signal_config(device: str = "cpu", total_steps: int = 12_000, game: str = "SignalGame"):
+def signal_config(
+    device: str = "cpu", total_steps: int = 12_000, game: str = "SignalGame", workers: int = 0
+):
     return validate(
         {
             "run": {
                 "total_steps": total_steps,
                 "num_arenas": 8,
                 "rollout_steps": 16,
-                "workers": 0,
+                "workers": workers,
                 "eval_episodes": 0,
                 "checkpoint_every": 1,
                 "seed": 3,
@@ -193,6 +202,37 @@ def test_an_env_that_cannot_be_pickled_resumes_from_fresh_episodes(tmp_path):
         assert again.update == 2
     finally:
         again.close()
+
+
+def test_a_checkpoint_rebuilds_its_learner_without_the_env(tmp_path):
+    """Evaluation and export take a run's learner from its checkpoint alone: the
+    discrete speaker and the continuous mover come back acting as trained."""
+    trainer = start(signal_config(total_steps=2_000), tmp_path, quiet=True)
+    try:
+        trainer.train_one_update()
+        path = trainer.save_checkpoint()
+        obs, _ = trainer.env.reset(seed=5)
+        expected, _ = trainer.learner.act(obs, deterministic=True)
+    finally:
+        trainer.close()
+    learner = ckpt.load_learner(path)
+    assert [spec.kind for spec in learner.action_specs] == ["discrete", "box"]
+    got, _ = learner.act(obs, deterministic=True)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_worker_processes_keep_each_agents_own_action_space(tmp_path):
+    """Split over simulator workers, the speaker still chooses among discrete
+    signals and the mover still moves continuously."""
+    trainer = start(signal_config(total_steps=2_000, workers=2), tmp_path, quiet=True)
+    try:
+        assert trainer.env.num_workers == 2
+        assert [spec.kind for spec in trainer.learner.action_specs] == ["discrete", "box"]
+        assert trainer.env.obs_dims == [2, 3]
+        metrics = trainer.train_one_update()
+    finally:
+        trainer.close()
+    assert np.isfinite(metrics["losses/value_loss"])
 
 
 def test_factory_that_cannot_be_imported_is_named():

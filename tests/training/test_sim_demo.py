@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("PIL", reason="needs pillow: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from PIL import Image
 
 from mappo_training.cli import main

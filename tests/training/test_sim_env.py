@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from mappo_training.sim import (
     ArenaLayout,
     BatchedSwarmEnv,
@@ -179,6 +182,25 @@ def test_snapshot_restore_continues_exactly(make_env):
         got = env.step(a)
         assert np.array_equal(got[0], obs) and np.array_equal(got[1], state)
         assert np.array_equal(got[2], reward)
+
+
+def test_a_snapshot_from_before_the_episode_tracker_still_resumes_exactly(make_env):
+    env = make_env(num_arenas=2, num_robots=3, max_steps=15)
+    env.reset()
+    actions = np.random.default_rng(2).uniform(-1, 1, (30, 2, 3, 2)).astype(np.float32)
+    for a in actions[:10]:
+        env.step(a)
+    saved = env.snapshot()
+    # The layout older checkpoints hold: the episode arrays beside the world's.
+    episodes = saved.pop("episodes")
+    team_return = episodes.pop("team_return")
+    old = {**saved, **episodes, "return": team_return, "parked": env.parked}
+    expected = [env.step(a) for a in actions[10:]]
+    env.restore(old)
+    for a, want in zip(actions[10:], expected, strict=True):
+        got = env.step(a)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[2], want[2])
+        np.testing.assert_equal(got[5]["episodes"], want[5]["episodes"])
 
 
 # --------------------------------------------------------------------------- #

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("pettingzoo", reason="needs pettingzoo: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from mappo_training.sim import SimConfig, SwarmParallelEnv
 
 

@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 
+pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
+pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
+
 from mappo_training.sim import ArenaLayout, Obstacle, World
 from swarm_contract.robot_io import load_profile
 

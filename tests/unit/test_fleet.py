@@ -13,6 +13,7 @@ import pytest
 
 from swarm_contract.config import ConfigError
 from swarm_controller.fleet import (
+    find_policy,
     fleet_node_specs,
     load_fleet,
     parse_flag,
@@ -93,6 +94,21 @@ def test_bad_sim_settings_name_the_value_and_what_would_do(tmp_path, kwargs, nam
     with pytest.raises(ConfigError) as err:
         sim_node_specs(**settings)
     assert named in str(err.value)
+
+
+def test_a_relative_policy_is_looked_up_in_the_current_folder_only(tmp_path, monkeypatch):
+    write_policy(tmp_path / "models" / "nav", robots=1)
+    monkeypatch.chdir(tmp_path)
+    assert find_policy("models/nav").resolve() == (tmp_path / "models" / "nav").resolve()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ConfigError) as err:
+        sim_node_specs(num_robots=1, policy="models/nav")
+    message = str(err.value)
+    assert f"policy 'models/nav' not found in {elsewhere};" in message
+    assert "relative to the current folder" in message
 
 
 def test_a_policy_folder_without_onnx_files_is_refused_with_the_fix(tmp_path):

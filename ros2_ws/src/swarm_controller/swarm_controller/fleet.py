@@ -40,7 +40,6 @@ from typing import Any
 
 from swarm_contract.config import ConfigError, from_dict, load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "swarm_controller"
 SIM_PACKAGE = "swarm_ops"
 """The sim bridge stands in for a fleet, so it ships with the operations tools."""
@@ -78,6 +77,9 @@ class NodeSpec:
     respawn: bool = False
     respawn_delay: float = RESPAWN_DELAY
     package: str = PACKAGE
+    parameter_files: tuple[str, ...] = ()
+    """YAML parameter files (`ros__parameters` per node name), read before
+    `parameters`, which override them."""
 
     @property
     def module(self) -> str:
@@ -107,6 +109,9 @@ class NodeSpec:
             args += ["-r", f"__ns:={self.namespace}"]
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
+        # rcl applies files and -p in the order given: files first, so -p wins.
+        for path in self.parameter_files:
+            args += ["--params-file", str(path)]
         for key, value in self.parameters.items():
             args += ["-p", f"{key}:={ros_value(value)}"]
         return args
@@ -164,19 +169,16 @@ def policy_files(policy: str | Path) -> list[Path]:
 
 
 def find_policy(policy: str | Path) -> Path:
-    """A policy given on a command line or launch argument: as given (relative to
-    the current folder), else relative to this checkout (so `models/default`
-    works from any folder when mappo_training is installed from the repository)."""
+    """A policy given on a command line or launch argument; a relative path is
+    relative to the current folder, as for any path typed in a shell."""
     path = Path(policy).expanduser()
-    if path.exists() or path.is_absolute():
+    if path.exists():
         return path
-    in_checkout = REPO_ROOT / path
-    if in_checkout.exists():
-        return in_checkout
-    places = sorted({str(Path.cwd()), str(REPO_ROOT)})
+    where = "" if path.is_absolute() else f" in {Path.cwd()}"
     raise ConfigError(
-        f"policy {str(policy)!r} not found (looked in {' and '.join(places)});"
-        " give a models/<name> folder from `swarm export` or a robot_<i>.onnx file"
+        f"policy {str(policy)!r} not found{where}; give a models/<name> folder from"
+        " `swarm export` or a robot_<i>.onnx file, as an absolute path or relative to the"
+        " current folder (e.g. run from the repository root for models/default)"
     )
 
 
@@ -468,7 +470,10 @@ def launch_actions(specs: list[NodeSpec], *, output: str = "screen") -> list:
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
-            parameters=[dict(spec.parameters)] if spec.parameters else [],
+            parameters=[
+                *spec.parameter_files,
+                *([dict(spec.parameters)] if spec.parameters else []),
+            ],
             remappings=list(spec.remappings),
             respawn=spec.respawn,
             respawn_delay=spec.respawn_delay,

@@ -1,9 +1,12 @@
-"""The policy node's parameters: names, defaults, descriptors and value checks.
+"""The policy node's parameters: their table, and the value checks rclpy cannot make.
 
-Declared once with a `ParameterDescriptor` each, so `ros2 param describe`
-explains them and rclpy itself enforces the ranges and read-only flags. The
-checks rclpy cannot express (folders that must exist, a contract file that
-must parse) live in `check_value`, which the node's on-set callback calls.
+`PARAMETERS` is declared with a `ParameterDescriptor` each (see
+`ros_parameters`), so `ros2 param describe` explains them and rclpy itself
+enforces the ranges and read-only flags. The checks a descriptor cannot
+express (folders that must exist, a non-empty policy path) live in
+`check_value`, which the node's on-set callback calls. Nothing here imports
+rclpy at import time, so `swarm deploy` can check a fleet's parameter names
+without ROS.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.node import Node
-from rclpy.parameter import Parameter
+from typing import TYPE_CHECKING
 
 from swarm_contract.robot_io import RobotProfile
+from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
 
 _DEFAULT_ROBOT = RobotProfile()
 
@@ -39,129 +42,100 @@ class NodeSettings:
     base_frame: str
 
 
-def _range(low: float, high: float) -> list[FloatingPointRange]:
-    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-
-
-# name -> (default, descriptor). A default of a Parameter.Type declares the
-# parameter without a value (rclpy cannot infer a string array from []).
-SPECS: dict[str, tuple[object, ParameterDescriptor]] = {
-    "policy_path": (
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "policy_path",
         "",
-        ParameterDescriptor(
-            description=(
-                "ONNX policy of this robot (robot_<i>.onnx from `swarm export`). Setting it on a"
-                " running node swaps the policy live once the new file has passed every check;"
-                " on failure the old policy keeps driving and the reason is returned."
-            )
-        ),
+        "ONNX policy of this robot (robot_<i>.onnx from `swarm export`). Setting it on a"
+        " running node swaps the policy live once the new file has passed every check;"
+        " on failure the old policy keeps driving and the reason is returned.",
     ),
-    "robot_contract": (
+    ParameterSpec(
+        "robot_contract",
         "",
-        ParameterDescriptor(
-            description=(
-                "YAML file with this robot's observation contract (robot_io.Contract fields)."
-                " Empty: the first policy loaded at configure defines it, and every swap must"
-                " match that one."
-            ),
-            read_only=True,
-        ),
+        "YAML file with this robot's observation contract (robot_io.Contract fields)."
+        " Empty: the first policy loaded at configure defines it, and every swap must"
+        " match that one.",
+        read_only=True,
     ),
-    "max_linear": (
+    ParameterSpec(
+        "max_linear",
         _DEFAULT_ROBOT.max_linear,
-        ParameterDescriptor(
-            description="Hard limit on |linear velocity| sent to cmd_vel, m/s (clamped here).",
-            floating_point_range=_range(0.0, 10.0),
-        ),
+        "Hard limit on |linear velocity| sent to cmd_vel, m/s (clamped here).",
+        0.0,
+        10.0,
     ),
-    "max_angular": (
+    ParameterSpec(
+        "max_angular",
         _DEFAULT_ROBOT.max_angular,
-        ParameterDescriptor(
-            description="Hard limit on |angular velocity| sent to cmd_vel, rad/s.",
-            floating_point_range=_range(0.0, 20.0),
-        ),
+        "Hard limit on |angular velocity| sent to cmd_vel, rad/s.",
+        0.0,
+        20.0,
     ),
-    "sensor_timeout": (
+    ParameterSpec(
+        "sensor_timeout",
         0.5,
-        ParameterDescriptor(
-            description=(
-                "Seconds after which the latest scan or odom counts as stale: the node sends"
-                " one zero command and holds until fresh data arrives."
-            ),
-            floating_point_range=_range(0.01, 10.0),
-        ),
+        "Seconds after which the latest scan or odom counts as stale: the node sends"
+        " one zero command and holds until fresh data arrives.",
+        0.01,
+        10.0,
     ),
-    "goal_tolerance": (
+    ParameterSpec(
+        "goal_tolerance",
         0.15,
-        ParameterDescriptor(
-            description=(
-                "Metres from the goal at which the robot counts as arrived and stops. The goal"
-                " (PoseStamped) and odom must be in the same frame (e.g. both in odom or both"
-                " in map); the node does not transform between frames."
-            ),
-            floating_point_range=_range(0.0, 10.0),
-        ),
+        "Metres from the goal at which the robot counts as arrived and stops. The goal"
+        " (PoseStamped) and odom must be in the same frame (e.g. both in odom or both"
+        " in map); the node does not transform between frames.",
+        0.0,
+        10.0,
     ),
-    "cmd_vel_stamped": (
+    ParameterSpec(
+        "cmd_vel_stamped",
         False,
-        ParameterDescriptor(
-            description="Publish geometry_msgs/TwistStamped instead of Twist on cmd_vel.",
-            read_only=True,
-        ),
+        "Publish geometry_msgs/TwistStamped instead of Twist on cmd_vel.",
+        read_only=True,
     ),
-    "control_on_scan": (
+    ParameterSpec(
+        "control_on_scan",
         False,
-        ParameterDescriptor(
-            description=(
-                "Run the policy when each scan arrives instead of on the control timer"
-                " (lowest scan-to-cmd_vel latency; TwistStamped then carries the scan's stamp)."
-                " The timer still runs and enforces the stale-sensor stop."
-            ),
-            read_only=True,
-        ),
+        "Run the policy when each scan arrives instead of on the control timer"
+        " (lowest scan-to-cmd_vel latency; TwistStamped then carries the scan's stamp)."
+        " The timer still runs and enforces the stale-sensor stop.",
+        read_only=True,
     ),
-    "allowed_policy_dirs": (
-        Parameter.Type.STRING_ARRAY,
-        ParameterDescriptor(
-            description=(
-                "Folders that policy files must lie in (after resolving symlinks). Unset or"
-                " empty: any folder (only for development)."
-            )
-        ),
+    ParameterSpec(
+        "allowed_policy_dirs",
+        [],
+        "Folders that policy files must lie in (after resolving symlinks). Unset or"
+        " empty: any folder (only for development).",
+        item_type=str,
     ),
-    "autostart": (
+    ParameterSpec(
+        "autostart",
         True,
-        ParameterDescriptor(
-            description=(
-                "Configure and activate at start. False: wait for lifecycle transitions on"
-                " ~/change_state."
-            ),
-            read_only=True,
-        ),
+        "Configure and activate at start. False: wait for lifecycle transitions on ~/change_state.",
+        read_only=True,
     ),
-    "base_frame": (
+    ParameterSpec(
+        "base_frame",
         "base_link",
-        ParameterDescriptor(
-            description="frame_id of TwistStamped commands (the robot's body frame).",
-            read_only=True,
-        ),
+        "frame_id of TwistStamped commands (the robot's body frame).",
+        read_only=True,
     ),
-}
+)
+
+NAMES = frozenset(spec.name for spec in PARAMETERS)
+"""Every parameter the node declares (besides rclpy's own use_sim_time)."""
 
 
 def declare(node: Node) -> None:
     """Declare every parameter of the policy node with its descriptor."""
-    node.declare_parameters("", [(name, default, desc) for name, (default, desc) in SPECS.items()])
+    declare_parameters(node, PARAMETERS)
 
 
 def read(node: Node) -> NodeSettings:
     """The parameters' current values."""
-    values = {}
-    for name in SPECS:
-        try:
-            values[name] = node.get_parameter(name).value
-        except ParameterUninitializedException:
-            values[name] = None
+    values = parameter_values(node, PARAMETERS)
     dirs = values["allowed_policy_dirs"]
     values["allowed_policy_dirs"] = tuple(dirs) if dirs else None
     return NodeSettings(**values)
@@ -187,8 +161,8 @@ def check_value(name: str, value: object) -> str | None:
 def check_settings(settings: NodeSettings) -> str | None:
     """The first problem among all current values (overrides given at start skip
     the on-set callback, so configure checks them here), or None."""
-    for name in SPECS:
-        reason = check_value(name, getattr(settings, name))
+    for spec in PARAMETERS:
+        reason = check_value(spec.name, getattr(settings, spec.name))
         if reason is not None:
             return reason
     return None

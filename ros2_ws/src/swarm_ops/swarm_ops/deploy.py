@@ -1,8 +1,8 @@
 """`swarm deploy`: start a deployment's ROS 2 nodes as processes, without a ROS distro.
 
 It starts exactly the node specs the launch files start (`swarm_controller.fleet`
-decides them), each as `python -m swarm_controller.<node> --ros-args ...`, with
-one log file per process in a run folder. A policy node that dies is started
+decides them), each as `python -m <package>.<node> --ros-args ...` through
+`node_processes`, with one log file per process in a run folder. A policy node that dies is started
 again after its respawn delay (like launch's `respawn=True`). Ctrl-C (SIGINT)
 or SIGTERM stops the deployment in order: policy nodes first, each sending its
 robot a zero command on the way out, then the sim bridge; a robot whose node
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -28,9 +26,8 @@ from pathlib import Path
 
 from swarm_contract.config import ConfigError
 from swarm_controller.fleet import POLICY_NODE, SIM_BRIDGE, NodeSpec
+from swarm_ops.node_processes import NodeLauncher, stop_processes
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_SOURCE = REPO_ROOT / "ros2_ws" / "src" / "swarm_controller"
 DEFAULT_RUNS = Path("out/deploy")
 STOP_TIMEOUT = 10.0
 """Seconds a node gets to exit after SIGINT before it is killed. 5 s was once
@@ -65,31 +62,6 @@ class NodeProcess:
         return self.process is not None and self.process.poll() is None
 
 
-def child_environment(run_dir: Path) -> dict[str, str]:
-    """The environment of node processes.
-
-    Without a colcon install, swarm_controller is found in this repository's
-    source tree; ROS file logs go into the run folder instead of ~/.ros/log.
-    """
-    env = dict(os.environ)
-    if importlib.util.find_spec("swarm_controller") is None and PACKAGE_SOURCE.is_dir():
-        parts = [str(PACKAGE_SOURCE), *filter(None, [env.get("PYTHONPATH", "")])]
-        env["PYTHONPATH"] = os.pathsep.join(parts)
-    env.setdefault("ROS_LOG_DIR", str(run_dir / "ros_logs"))
-    env["PYTHONUNBUFFERED"] = "1"
-    # Lines in the log files as they happen, not when a buffer fills.
-    env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
-    return env
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the supervisor dies, so no node outlives it."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Deployment:
     """Runs node specs as supervised processes: start, respawn, ordered stop.
 
@@ -111,11 +83,11 @@ class Deployment:
         if duplicates:
             raise ConfigError(f"two nodes would run as {duplicates}; namespaces must differ")
         self.run_dir = Path(run_dir)
-        self.python = python
+        # ROS file logs go into the run folder too, instead of ~/.ros/log.
+        self.launcher = NodeLauncher(self.run_dir, python=python)
         self.say = say
         self.max_restarts = max_restarts
-        self.nodes = [NodeProcess(s, self.run_dir / f"{s.label}.log") for s in specs]
-        self.env = child_environment(self.run_dir)
+        self.nodes = [NodeProcess(s, self.launcher.log_path(s)) for s in specs]
         self.stopping = False
 
     # -- start ---------------------------------------------------------------- #
@@ -131,7 +103,7 @@ class Deployment:
         """Write the run folder's node list and start every node."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         listing = [
-            f"{n.spec.label}: {' '.join(n.spec.command(self.python))}\n  log: {n.log_path}"
+            f"{n.spec.label}: {' '.join(self.launcher.command(n.spec))}\n  log: {n.log_path}"
             for n in self.nodes
         ]
         (self.run_dir / "nodes.txt").write_text("\n".join(listing) + "\n")
@@ -140,24 +112,8 @@ class Deployment:
             self._spawn(node)
 
     def _spawn(self, node: NodeProcess) -> None:
-        log = open(node.log_path, "a", buffering=1)  # noqa: SIM115 - the child owns it
-        try:
-            which = f"restart {node.restarts}" if node.restarts else "start"
-            command = " ".join(node.spec.command(self.python))
-            log.write(f"--- {time.strftime('%H:%M:%S')} {which}: {command}\n")
-            node.process = subprocess.Popen(
-                node.spec.command(self.python),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                # Own session: a terminal's Ctrl-C reaches only the supervisor,
-                # which then stops the nodes in order.
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        finally:
-            log.close()
+        which = f"restart {node.restarts}" if node.restarts else "start"
+        node.process = self.launcher.start(node.spec, note=which)
         node.restart_at = None
 
     # -- supervise -------------------------------------------------------------- #
@@ -223,19 +179,11 @@ class Deployment:
                 # A node that crashed (or waits to respawn) never sent its zero.
                 ended = n.process is not None and n.process.returncode == 0
                 n.stopped_cleanly = ended and n.restart_at is None
-        for n in live:
-            with contextlib.suppress(ProcessLookupError):
-                n.process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for n in live:
-            try:
-                code = n.process.wait(max(0.0, deadline - time.monotonic()))
-                n.stopped_cleanly = code == 0
-            except subprocess.TimeoutExpired:
+        codes = stop_processes([n.process for n in live], timeout)
+        for n, code in zip(live, codes, strict=True):
+            if code is None:
                 self.say(f"{n.spec.label} did not stop within {timeout:g} s; killing it")
-                n.process.kill()
-                n.process.wait()
-                n.stopped_cleanly = False
+            n.stopped_cleanly = code == 0
             n.exit_codes.append(n.process.returncode)
 
 
@@ -243,37 +191,25 @@ def send_zero_commands(specs: list[NodeSpec], *, say: Callable[[str], None] = pr
     """Publish a zero velocity on each policy node's cmd_vel (for nodes that died
     without sending their own), a few times so late-matching subscribers get it."""
     try:
-        import rclpy
         from geometry_msgs.msg import Twist, TwistStamped
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
     except ImportError:
         say(f"rclpy is not installed: could not send zero commands to {[s.label for s in specs]}")
         return
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from swarm_ops.rosclient import BackgroundNode
 
-    context = rclpy.Context()
-    rclpy.init(args=[], context=context)
-    try:
-        node = rclpy.create_node("swarm_deploy_stop", context=context)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    with BackgroundNode("swarm_deploy_stop") as ros:
         pubs = []
         for spec in specs:
             stamped = bool(spec.parameters.get("cmd_vel_stamped", False))
-            pubs.append(
-                (
-                    node.create_publisher(
-                        TwistStamped if stamped else Twist, spec.topic("cmd_vel"), qos
-                    ),
-                    stamped,
-                )
-            )
+            message = TwistStamped if stamped else Twist
+            pubs.append((ros.node.create_publisher(message, spec.topic("cmd_vel"), qos), message))
         for _ in range(5):
-            for pub, stamped in pubs:
-                pub.publish(TwistStamped() if stamped else Twist())
+            for pub, message in pubs:
+                pub.publish(message())
             time.sleep(0.05)
-        say(f"sent zero commands to {[s.topic('cmd_vel') for s in specs]}")
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown(context=context)
+    say(f"sent zero commands to {[s.topic('cmd_vel') for s in specs]}")
 
 
 @contextlib.contextmanager
@@ -307,10 +243,10 @@ def new_run_dir(root: Path = DEFAULT_RUNS) -> Path:
 def known_policy_parameters() -> set[str] | None:
     """The policy node's parameter names, when swarm_controller can be imported here."""
     try:
-        from swarm_controller.parameters import SPECS
+        from swarm_controller.parameters import NAMES
     except ImportError:
         return None
-    return set(SPECS) | {"use_sim_time"}
+    return set(NAMES) | {"use_sim_time"}
 
 
 # --------------------------------------------------------------------------- #

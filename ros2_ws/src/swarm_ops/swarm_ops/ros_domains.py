@@ -3,7 +3,7 @@
 Each caller claims a ROS_DOMAIN_ID in 1..200 that no other process here holds,
 through a lock file per id, so parallel test runs, benchmarks and a running
 fleet never see each other's topics. Closing the returned file (or exiting)
-frees the id.
+frees the id; `private_domain_environment` is what a process on it needs.
 """
 
 from __future__ import annotations
@@ -33,3 +33,17 @@ def claim_domain_id() -> tuple[int, IO]:
             continue
         return domain, handle
     raise RuntimeError(f"all ROS domains 1..200 are held by other runs (locks in {DOMAIN_LOCKS})")
+
+
+def private_domain_environment(domain: int) -> dict[str, str]:
+    """The environment variables that put a process on a claimed domain.
+
+    A claimed id is only free on this machine, so discovery stays on localhost.
+    The middleware is the one already chosen, else Fast DDS (what the pip ROS
+    wheels ship), so this process and its children always speak the same one.
+    """
+    return {
+        "ROS_DOMAIN_ID": str(domain),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+    }

@@ -31,11 +31,14 @@ seconds) and "episode"):
                    one event per contact, however many steps it lasts
     episode_end    "reason" (all_arrived, collision, timeout, reset, shutdown) and the
                    summary `swarm eval` reports: success, collisions (robot-steps in
-                   contact), arrived_fraction, time_to_goal, path_efficiency, length
+                   contact), robot_collisions, static_collisions, arrived_fraction,
+                   time_to_goal, path_efficiency, reverse_share, length; and
+                   rejected_commands (non-finite cmd_vel refused)
     shutdown       the last message before the node exits
 
-The simulation itself (`SimulatedArena`) holds no ROS types, so its episode
-bookkeeping is tested against BatchedSwarmEnv without DDS.
+The simulation itself (`SimulatedArena`) holds no ROS types and is tested
+without DDS. It keeps and scores its episodes with training's EpisodeTracker
+(mappo_training.sim.episodes), so an episode is scored here as in `swarm eval`.
 """
 
 from __future__ import annotations
@@ -54,12 +57,6 @@ import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-)
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -78,6 +75,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mappo_training.sim.config import SimConfig
+from mappo_training.sim.episodes import EpisodeRules, EpisodeTracker
 from mappo_training.sim.scenarios import (
     PlacementError,
     default_max_steps,
@@ -86,6 +84,7 @@ from mappo_training.sim.scenarios import (
 )
 from swarm_contract import robot_io
 from swarm_contract.config import ConfigError
+from swarm_controller.ros_parameters import declare_parameters
 from swarm_ops.sim_bridge_config import (
     EVENTS_TOPIC,
     MARKERS_TOPIC,
@@ -93,7 +92,6 @@ from swarm_ops.sim_bridge_config import (
     PARAMETERS,
     RESET_SERVICE,
     BridgeSettings,
-    ParameterSpec,
     build_sim_config,
     settings_from_parameters,
 )
@@ -125,8 +123,7 @@ class SimulatedArena:
     `cmd_timeout` simulated seconds; a robot within goal_tolerance of its goal
     parks (zero velocity) until the episode ends; an episode ends when every
     robot arrived, on a collision if the config says end_on_collision, or after
-    max_steps. Scores follow BatchedSwarmEnv's definitions, so an episode run
-    through ROS is scored like one in `swarm eval`.
+    max_steps. The rules and scores are training's EpisodeTracker, for one arena.
     """
 
     def __init__(
@@ -157,16 +154,14 @@ class SimulatedArena:
         n = self.num_robots
         self._command = np.zeros((n, 2))
         self._command_time = np.full(n, -math.inf)
-        self._parked = np.zeros(n, dtype=bool)
         self._touching_robot = np.zeros(n, dtype=bool)
         self._touching_static = np.zeros(n, dtype=bool)
-        self._start_distance = np.zeros(n)
-        self._path_length = np.zeros(n)
-        self._arrival_step = np.full(n, -1)
-        self._steps = 0
-        self._robot_collisions = 0
-        self._static_collisions = 0
         self._rejected_commands = 0
+        rules = EpisodeRules(
+            cfg.goal_tolerance, self.profile.control_period, self.max_steps, cfg.end_on_collision
+        )
+        self.episodes = EpisodeTracker.for_arenas(1, n, rules)
+        """The current episode's progress and scores (arena 0 of a tracker)."""
         self.episode = -1
         """Index of the current (or last) episode, counting from 0."""
         self.episodes_ended = 0
@@ -182,18 +177,14 @@ class SimulatedArena:
         self.world.set_layout(0, layout)
         starts = np.asarray(layout.starts, dtype=np.float64)
         goals = np.asarray(layout.goals, dtype=np.float64)
-        self._start_distance = np.hypot(*(goals - starts[:, :2]).T)
+        self.episodes.start(0, layout)
         # Commands sent during the last episode must not drive the new one:
         # a policy has to see its new goal before it moves.
         self._command[:] = 0.0
         self._command_time[:] = -math.inf
-        self._parked[:] = False
         self._touching_robot[:] = False
         self._touching_static[:] = False
-        self._path_length[:] = 0.0
-        self._arrival_step[:] = -1
-        self._steps = 0
-        self._robot_collisions = self._static_collisions = self._rejected_commands = 0
+        self._rejected_commands = 0
         self.episode += 1
         self.running = True
         return self.event(
@@ -216,28 +207,11 @@ class SimulatedArena:
         return self.event("episode_end", reason=reason, **self.summary())
 
     def summary(self) -> dict[str, Any]:
-        """The current episode's scores, as BatchedSwarmEnv reports them."""
-        arrived = self._arrival_step >= 0
-        collisions = self._robot_collisions + self._static_collisions
-        if arrived.any():
-            time_to_goal = float(self._arrival_step[arrived].mean() * self.profile.control_period)
-            # The shortest drive that arrives ends goal_tolerance short of the goal.
-            straight = np.maximum(self._start_distance - self.cfg.goal_tolerance, 0.0)
-            driven = np.maximum(self._path_length, 1e-9)
-            efficiency = float(np.minimum(straight / driven, 1.0)[arrived].mean())
-        else:
-            time_to_goal = efficiency = math.nan
-        return {
-            "success": bool(arrived.all() and collisions == 0),
-            "collisions": int(collisions),
-            "robot_collisions": int(self._robot_collisions),
-            "static_collisions": int(self._static_collisions),
-            "arrived_fraction": float(arrived.mean()),
-            "time_to_goal": time_to_goal,
-            "path_efficiency": efficiency,
-            "length": int(self._steps),
-            "rejected_commands": int(self._rejected_commands),
-        }
+        """The current episode's scores, as `swarm eval` counts them, and the refused commands."""
+        scores = self.episodes.summary(0)
+        # Nothing rewards the robots here; a return of 0 would only mislead.
+        del scores["return"]
+        return {**scores, "rejected_commands": self._rejected_commands}
 
     # -- control ------------------------------------------------------------ #
 
@@ -263,31 +237,25 @@ class SimulatedArena:
         if not self.running:
             raise RuntimeError("no episode is running: call start_episode() first")
         world = self.world
+        episodes = self.episodes
         fresh = world.sim_time - self._command_time < self.cmd_timeout - _TIME_EPSILON
-        driving = ~self._parked
+        driving = ~episodes.arrived[0]
         twists = np.where((fresh & driving)[:, None], self._command, 0.0)
         world.set_twists(twists[None])
-        before = world.poses()[0]
+        before = world.poses()
         contacts = world.advance()
-        poses = world.poses()[0]
-
-        goals = world.goals()[0]
-        distance = np.hypot(goals[:, 0] - poses[:, 0], goals[:, 1] - poses[:, 1])
-        self._path_length += np.hypot(*(poses[:, :2] - before[:, :2]).T)
-        arrived = driving & (distance < self.cfg.goal_tolerance)
-        self._arrival_step[arrived] = self._steps + 1
-        self._parked |= arrived
-        self._steps += 1
+        arrived = episodes.record_step(
+            before, world.poses(), world.goals(), contacts.robot, contacts.static
+        ).arrived[0]
         robot_hit, static_hit = contacts.robot[0], contacts.static[0]
-        self._robot_collisions += int(robot_hit.sum())
-        self._static_collisions += int(static_hit.sum())
 
+        steps = int(episodes.steps[0])
         events = [
             self.event(
                 "arrival",
                 int(i),
-                time_to_goal=round(self._steps * self.profile.control_period, 6),
-                distance=round(float(distance[i]), 4),
+                time_to_goal=round(steps * self.profile.control_period, 6),
+                distance=round(float(episodes.distance[0, i]), 4),
             )
             for i in np.flatnonzero(arrived)
         ]
@@ -303,13 +271,7 @@ class SimulatedArena:
             ]
         self._touching_robot, self._touching_static = robot_hit.copy(), static_hit.copy()
 
-        reason = None
-        if self._parked.all():
-            reason = "all_arrived"
-        elif self.cfg.end_on_collision and (robot_hit | static_hit).any():
-            reason = "collision"
-        elif self._steps >= self.max_steps:
-            reason = "timeout"
+        reason = episodes.end_reasons(contacts.any)[0]
         end = self.end_episode(reason) if reason else None
         return StepOutcome(events, end)
 
@@ -329,7 +291,7 @@ class SimulatedArena:
     @property
     def parked(self) -> np.ndarray:
         """(N,) robots that reached their goal this episode."""
-        return self._parked.copy()
+        return self.episodes.arrived[0]
 
     @property
     def touching(self) -> np.ndarray:
@@ -463,28 +425,6 @@ def arena_markers(arena: SimulatedArena, frame: str, stamp: Time) -> MarkerArray
 # --------------------------------------------------------------------------- #
 
 
-def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
-    if isinstance(spec.default, bool):
-        desc.type = ParameterType.PARAMETER_BOOL
-    elif isinstance(spec.default, int):
-        desc.type = ParameterType.PARAMETER_INTEGER
-        if spec.low is not None:
-            high = int(spec.high) if spec.high is not None else 2**31 - 1
-            desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=high, step=1)]
-    elif isinstance(spec.default, float):
-        desc.type = ParameterType.PARAMETER_DOUBLE
-        if spec.low is not None:
-            desc.floating_point_range = [
-                FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)
-            ]
-    elif isinstance(spec.default, list):
-        desc.type = ParameterType.PARAMETER_STRING_ARRAY
-    else:
-        desc.type = ParameterType.PARAMETER_STRING
-    return desc
-
-
 @dataclass
 class RobotChannels:
     """One robot's publishers and the messages reused for them every step."""
@@ -587,18 +527,7 @@ class SimBridgeNode(Node):
     # -- parameters ---------------------------------------------------------- #
 
     def _declare_parameters(self) -> BridgeSettings:
-        values = {}
-        for spec in PARAMETERS:
-            default = spec.default
-            if isinstance(default, list) and not default:
-                # rclpy cannot infer a type from [], so declare the type alone.
-                default = Parameter.Type.STRING_ARRAY
-            self.declare_parameter(spec.name, default, _descriptor(spec))
-            try:
-                values[spec.name] = self.get_parameter(spec.name).value
-            except rclpy.exceptions.ParameterUninitializedException:
-                values[spec.name] = spec.default
-        return settings_from_parameters(values)
+        return settings_from_parameters(declare_parameters(self, PARAMETERS))
 
     def _after_parameters_set(self, parameters: list[Parameter]) -> None:
         # Ranges and read-only flags were checked by the descriptors; here

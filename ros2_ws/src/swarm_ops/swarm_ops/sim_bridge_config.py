@@ -1,9 +1,10 @@
 """The sim bridge's parameters: their table, and the simulator task they describe.
 
-The ROS 2 node declares every parameter from `PARAMETERS` (name, default,
-description, range), reads the values back into `BridgeSettings`, and turns
-them into the simulator's `SimConfig` with `build_sim_config`. Nothing here
-imports rclpy or pybullet, so the rules are tested without DDS.
+The ROS 2 node declares every parameter from `PARAMETERS` (swarm_controller's
+`ParameterSpec` table: name, default, description, range; all read-only but
+real_time_factor and cmd_timeout), reads the values back into `BridgeSettings`,
+and turns them into the simulator's `SimConfig` with `build_sim_config`.
+Nothing here imports rclpy or pybullet, so the rules are tested without DDS.
 
 Where the simulated task comes from, in order (later wins):
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from mappo_training.sim.config import MAX_ROBOTS, SimConfig
 from swarm_contract.config import ConfigError, apply_overrides, from_dict, load_yaml
+from swarm_controller.ros_parameters import ParameterSpec
 
 NODE_NAME = "sim_bridge"
 EVENTS_TOPIC = "/swarm/events"
@@ -36,20 +38,6 @@ _PREFIX_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*_?
 _FRAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_/]*$")
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One ROS parameter of the bridge, as its ParameterDescriptor will say it."""
-
-    name: str
-    default: Any
-    description: str
-    low: float | None = None
-    high: float | None = None
-    """Inclusive range, enforced by rclpy at declare and set time."""
-    dynamic: bool = False
-    """May change while the bridge runs; all others are read-only."""
-
-
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "num_robots",
@@ -57,13 +45,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         f"Robots in the arena (1 to {MAX_ROBOTS}); 0: from sim_config (4 without one).",
         0,
         MAX_ROBOTS,
+        read_only=True,
     ),
     ParameterSpec(
         "scenario",
         "",
         "Layout of each episode: random, circle or swap; empty: from sim_config (random).",
+        read_only=True,
     ),
-    ParameterSpec("seed", 0, "Seed of the layouts; the same seed replays the same episodes.", 0),
+    ParameterSpec(
+        "seed",
+        0,
+        "Seed of the layouts; the same seed replays the same episodes.",
+        0,
+        read_only=True,
+    ),
     ParameterSpec(
         "arena_size",
         0.0,
@@ -71,23 +67,27 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         " Grows when the scenario's robots would not fit.",
         0.0,
         100.0,
+        read_only=True,
     ),
     ParameterSpec(
         "sim_config",
         "",
         "Path of a YAML file with the simulator task (the whole training config or its"
         " sim: section); empty: SimConfig defaults.",
+        read_only=True,
     ),
     ParameterSpec(
         "sim_overrides",
         [],
         "key=value overrides of the sim config, e.g. ['end_on_collision=true', 'num_obstacles=3'].",
+        read_only=True,
     ),
     ParameterSpec(
         "profile",
         "",
-        "Robot profile name (mappo_training/profiles) or YAML path; empty: from sim_config"
+        "Robot profile name (swarm_contract/profiles) or YAML path; empty: from sim_config"
         " (turtlebot3_burger). Sets radius, speed limits, lidar range and control period.",
+        read_only=True,
     ),
     ParameterSpec(
         "episodes",
@@ -95,6 +95,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Episodes to run before the bridge exits; 0: run forever.",
         0,
         1_000_000,
+        read_only=True,
     ),
     ParameterSpec(
         "max_steps",
@@ -103,22 +104,26 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         " the arena side at top speed).",
         0,
         10_000_000,
+        read_only=True,
     ),
     ParameterSpec(
         "namespace_prefix",
         "robot_",
         "Robot i's topics live under <prefix><i>/ (scan, odom, goal, cmd_vel).",
+        read_only=True,
     ),
     ParameterSpec(
         "odom_frame",
         "odom",
         "Frame of odometry, goals and markers: the arena frame, origin at its centre.",
+        read_only=True,
     ),
     ParameterSpec(
         "publish_clock",
         True,
         "Publish /clock every step and stamp messages with simulated time, so nodes can run"
         " with use_sim_time:=true.",
+        read_only=True,
     ),
     ParameterSpec(
         "real_time_factor",
@@ -126,7 +131,6 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Simulated seconds per wall-clock second (2.0 runs twice as fast as real time).",
         0.01,
         100.0,
-        dynamic=True,
     ),
     ParameterSpec(
         "cmd_timeout",
@@ -134,12 +138,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Seconds of simulated time a cmd_vel command drives the robot; after that it stops.",
         0.01,
         60.0,
-        dynamic=True,
     ),
     ParameterSpec(
         "cmd_vel_stamped",
         False,
         "Subscribe to geometry_msgs/TwistStamped on cmd_vel instead of Twist.",
+        read_only=True,
     ),
     ParameterSpec(
         "scan_angle_min",
@@ -148,6 +152,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         " -pi for a -pi..pi lidar.",
         -math.pi,
         math.pi,
+        read_only=True,
     ),
     ParameterSpec(
         "marker_rate",
@@ -155,6 +160,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Rate in Hz (wall clock) of the RViz MarkerArray on /swarm/markers; 0: off.",
         0.0,
         30.0,
+        read_only=True,
     ),
 )
 

@@ -11,7 +11,7 @@ the file and answers; this command prints one line per robot, "accepted" or
 "rejected: <reason>", and exits non-zero if any robot did not take the policy.
 A robot that refuses keeps driving with its previous policy.
 
-rclpy is imported inside `run`, so `swarm --help` works without ROS.
+rclpy is imported only when the command runs, so `swarm --help` works without ROS.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import argparse
 import os
 import re
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from swarm_ops.rosclient import BackgroundNode, parameters_request, wait_future
 
 SHARED_MODEL = "policy.onnx"
 DEFAULT_NODE_NAME = "policy_node"
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"--robots {args.robots!r}: give names like robot_0,robot_3", file=sys.stderr)
             return 2
 
-    with _RosSession() as node:
+    with BackgroundNode(f"swarm_swap_{os.getpid()}") as ros:
+        node = ros.node
         if args.all:
             namespaces = discover_policy_nodes(node, args.node_name, args.timeout)
             if not namespaces:
@@ -164,47 +166,16 @@ def run(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-class _RosSession:
-    """A private rclpy context and node, spun on a background thread while in use."""
-
-    def __enter__(self):
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.signals import SignalHandlerOptions
-
-        self.context = Context()
-        # Ctrl-C stays a KeyboardInterrupt (the CLI reports it) instead of
-        # silently shutting the context down.
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(f"swarm_swap_{os.getpid()}", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-        return self.node
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-
-
 def discover_policy_nodes(node, node_name: str, timeout: float) -> list[str]:
     """Namespaces of nodes called `node_name`, once discovery has settled.
 
     Discovery trickles in: on a busy machine (or a fleet on Wi-Fi) the second
     robot can appear well over half a second after the first, so wait until the
-    set has not grown for `settle` seconds (or the timeout passes).
+    set has not grown for `settle` seconds (or the timeout passes). A robot
+    whose first discovery messages were lost shows up at its next announcement
+    (Fast DDS repeats them every 3 s), so `settle` is longer than that.
     """
-    settle = min(2.0, timeout / 3)
+    settle = min(3.5, timeout / 2)
     deadline = time.monotonic() + timeout
     found: set[str] = set()
     last_change = time.monotonic()
@@ -224,7 +195,6 @@ def swap_policies(
 ) -> list[SwapOutcome]:
     """Ask every robot at once to load its file; collect each answer (or timeout)."""
     from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
 
     outcomes: dict[str, SwapOutcome] = {}
     pending = {}
@@ -247,17 +217,13 @@ def swap_policies(
                 ns
             ].reason = f"no {service} service within {timeout:g} s (is the node running?)"
             continue
-        request = SetParameters.Request(
-            parameters=[Parameter("policy_path", value=str(path)).to_parameter_msg()]
-        )
-        futures[ns] = client.call_async(request)
+        futures[ns] = client.call_async(parameters_request({"policy_path": str(path)}))
 
     for ns, future in futures.items():
-        done = threading.Event()
-        future.add_done_callback(lambda _f, done=done: done.set())
-        if not done.wait(max(0.0, deadline - time.monotonic())) or future.result() is None:
+        answer = wait_future(future, deadline - time.monotonic())
+        if answer is None:
             continue
-        result = future.result().results[0]
+        result = answer.results[0]
         outcomes[ns].accepted = bool(result.successful)
         outcomes[ns].reason = result.reason
     for client, _, _ in pending.values():

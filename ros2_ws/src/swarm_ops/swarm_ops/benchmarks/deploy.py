@@ -121,8 +121,8 @@ class DiagnosticsTally:
 def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: Path) -> dict:
     """Deploy the bridge + policy nodes and collect `args.episodes` fresh episodes."""
     from swarm_controller.fleet import sim_node_specs
-    from swarm_ops.demo import NODES_UP_TIMEOUT, SwarmWatcher
     from swarm_ops.deploy import Deployment
+    from swarm_ops.watch import SwarmWatcher, deployment_failure
 
     specs = sim_node_specs(
         num_robots=robots,
@@ -143,19 +143,9 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
     tally = DiagnosticsTally(watcher.node)
     deployment = Deployment(specs, run_dir, say=lambda line: print(f"  {line}"))
     began = time.perf_counter()
-
-    def node_down() -> str | None:
-        down = deployment.poll()
-        return f"{down[0].spec.label} exited (see {down[0].log_path})" if down else None
-
     try:
         deployment.start()
-        watcher.wait(
-            lambda: watcher.policies_up() and watcher.find("episode_start"),
-            NODES_UP_TIMEOUT,
-            f"all {robots} policy nodes active",
-            stop=node_down,
-        )
+        watcher.wait_until_up(deployment)
         first = watcher.reset_episode()
         ticks_before, missed_before = tally.total("ticks"), tally.total("missed_ticks")
         loop_started = time.perf_counter()
@@ -165,7 +155,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
 
         last_count, last_progress = 0, time.monotonic()
         while len(scored()) < args.episodes:
-            problem = node_down()
+            problem = deployment_failure(deployment)
             if problem:
                 raise RuntimeError(problem)
             if len(scored()) != last_count:
@@ -196,22 +186,18 @@ def _same_layout(event: dict, layout) -> bool:
     )
 
 
-def _rate(results: list[dict], key: str) -> float:
-    return round(float(np.mean([bool(r[key]) for r in results])), 4)
-
-
-def _mean(results: list[dict], key: str) -> float | None:
-    values = [r[key] for r in results if r.get(key) is not None and np.isfinite(r[key])]
-    return round(float(np.mean(values)), 3) if values else None
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def run(args: argparse.Namespace) -> int:
     from mappo_training.evaluate import evaluate_model_dir
     from mappo_training.sim import SimConfig
+    from mappo_training.sim.episodes import summarize
     from swarm_contract.config import ConfigError, from_dict
     from swarm_controller.fleet import find_policy
-    from swarm_ops.demo import trained_sim_config, write_sim_task
     from swarm_ops.deploy import new_run_dir
+    from swarm_ops.sim_task import trained_sim_config, write_sim_task
 
     if args.episodes < 1:
         print(f"error: --episodes {args.episodes}: must be >= 1", file=sys.stderr)
@@ -264,18 +250,20 @@ def run(args: argparse.Namespace) -> int:
         sim_base=trained,
     )
 
+    # The bridge's episode_end events carry the same scores as the simulator's episodes.
+    sim_scores, ros_scores = summarize(sim), summarize(ros["ends"])
     report = {
         "policy": str(policy),
         "scenario": args.scenario_used,
         "robots": robots,
         "episodes": args.episodes,
-        "sim_success": _rate(sim, "success"),
-        "ros_success": _rate(ros["ends"], "success"),
+        "sim_success": _rounded(sim_scores["success_rate"], 4),
+        "ros_success": _rounded(ros_scores["success_rate"], 4),
         "eval_success": evaluated["success_rate"],
-        "sim_time_to_goal_s": _mean(sim, "time_to_goal"),
-        "ros_time_to_goal_s": _mean(ros["ends"], "time_to_goal"),
-        "sim_collision_rate": round(float(np.mean([r["collisions"] > 0 for r in sim])), 4),
-        "ros_collision_rate": round(float(np.mean([r["collisions"] > 0 for r in ros["ends"]])), 4),
+        "sim_time_to_goal_s": _rounded(sim_scores["time_to_goal_s"], 3),
+        "ros_time_to_goal_s": _rounded(ros_scores["time_to_goal_s"], 3),
+        "sim_collision_rate": _rounded(sim_scores["collision_rate"], 4),
+        "ros_collision_rate": _rounded(ros_scores["collision_rate"], 4),
         "same_outcome": round(
             float(
                 np.mean(

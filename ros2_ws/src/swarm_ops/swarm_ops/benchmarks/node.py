@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from swarm_controller.fleet import POLICY_NODE, NodeSpec
+from swarm_ops.node_processes import NodeLauncher, node_environment, stop_processes
 from swarm_ops.ros_domains import claim_domain_id
+from swarm_ops.rosclient import BackgroundNode, latched_qos, parameters_request, wait_future
 
-REPO = Path(__file__).resolve().parents[2]
-PACKAGE_SRC = REPO / "ros2_ws" / "src" / "swarm_controller"
 NAMESPACE = "/bench_robot_0"
 FEED_HZ = 20.0
 GOAL_FAR_AHEAD = (100.0, 0.0)  # never reached: the node keeps driving
@@ -79,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="swarm_bench_node_"))
     try:
         first, second = _policy_files(args.policy, workdir)
-        env = _node_env(domain)
+        launcher = NodeLauncher(
+            workdir, env=node_environment(domain=domain, log_dir=workdir / "ros_logs")
+        )
         say(f"policy {first.name}, ROS_DOMAIN_ID={domain}, driver and node in separate processes")
         with _Driver(domain) as driver:
-            floor = _measure_latency(driver, env, workdir, args, say, policy=None)
-            latency = _measure_latency(driver, env, workdir, args, say, policy=first)
-            swaps = _measure_swaps(driver, (first, second), env, workdir, args, say)
+            floor = _measure_latency(driver, launcher, args, say, policy=None)
+            latency = _measure_latency(driver, launcher, args, say, policy=first)
+            swaps = _measure_swaps(driver, (first, second), launcher, args, say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         domain_lock.close()
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 def _policy_files(policy: Path | None, workdir: Path) -> tuple[Path, Path]:
     """Two files with the same model, so every swap really loads one."""
     if policy is None:
-        source = write_stand_in_actor(workdir / "stand_in.onnx")
+        source = _stand_in_actor(workdir)
     elif policy.is_dir():
         candidates = [policy / "robot_0.onnx", policy / "policy.onnx"]
         source = next((c for c in candidates if c.is_file()), None)
@@ -136,61 +136,25 @@ def _policy_files(policy: Path | None, workdir: Path) -> tuple[Path, Path]:
     return first, second
 
 
-def write_stand_in_actor(path: Path, hidden: int = 256, seed: int = 0) -> Path:
-    """A 2x`hidden` tanh MLP in the export format (random weights), for timing only."""
+def _stand_in_actor(workdir: Path) -> Path:
+    """A 2x256 tanh MLP in the export format (random weights), for timing only."""
     try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
+        import onnx  # noqa: F401 - say what is missing before building anything
     except ImportError:
         raise SystemExit(
             "building the stand-in actor needs the onnx package (the `train` extra);"
             " or pass --policy models/<name>"
         ) from None
-    from swarm_contract.onnx_policy import weights_sha256
-    from swarm_contract.robot_io import Contract
+    from swarm_ops.onnx_models import PolicyModels
 
-    c = Contract()
-    rng = np.random.default_rng(seed)
-    sizes = [c.obs_dim, hidden, hidden, 2]
-    weights, nodes, x = [], [], "obs"
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)).astype(np.float32)
-        weights += [
-            numpy_helper.from_array(w, f"w{k}"),
-            numpy_helper.from_array(np.zeros(n_out, np.float32), f"b{k}"),
-        ]
-        nodes += [
-            helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [f"z{k}"]),
-            helper.make_node("Tanh", [f"z{k}"], [f"h{k}"]),
-        ]
-        x = f"h{k}"
-    weights.append(
-        numpy_helper.from_array(np.array([c.max_linear, c.max_angular], np.float32), "limits")
+    return PolicyModels(workdir).mlp(
+        "stand_in.onnx",
+        hidden=256,
+        layers=2,
+        activation="Tanh",
+        policy_name="stand-in-actor-for-benchmarks",
+        run_id="bench",
     )
-    nodes.append(helper.make_node("Mul", [x, "limits"], ["cmd_vel"]))
-    graph = helper.make_graph(
-        nodes,
-        "stand_in_actor",
-        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", c.obs_dim])],
-        [helper.make_tensor_value_info("cmd_vel", TensorProto.FLOAT, ["batch", 2])],
-        initializer=weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = {
-        **c.to_metadata(),
-        "policy.agent_id": "0",
-        "policy.run_id": "bench",
-        "policy.config_hash": "none",
-        "policy.name": "stand-in-actor-for-benchmarks",
-        "policy.weights_sha256": weights_sha256(model.SerializeToString()),
-    }
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 # --------------------------------------------------------------------------- #
@@ -198,27 +162,26 @@ def write_stand_in_actor(path: Path, hidden: int = 256, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------- #
 
 
-def _measure_latency(driver, env, workdir: Path, args, say, *, policy: Path | None) -> np.ndarray:
+def _measure_latency(driver, launcher, args, say, *, policy: Path | None) -> np.ndarray:
     """Scan -> cmd_vel round trips through the policy node, or (policy None) the echo floor."""
     what = "policy node" if policy is not None else "bare rclpy echo"
-    log = workdir / ("latency_node.log" if policy is not None else "echo.log")
     if policy is None:
-        node = _start_echo(env, log)
+        spec = NodeSpec("scan_echo", "scan_echo", NAMESPACE, package="swarm_ops.benchmarks")
     else:
-        node = _start_node(
-            env,
-            log,
-            policy_path=policy,
+        spec = _policy_node(
+            policy_path=str(policy),
             control_on_scan=True,
             cmd_vel_stamped=True,
             sensor_timeout=2.0,
         )
+    log = launcher.log_path(spec)
+    node = launcher.start(spec, note="latency")
     try:
         driver.wait_ready(args.timeout, policy_node=policy is not None)
         warm_up = min(200, args.messages)
         latencies = driver.ping_scans(args.messages + warm_up)[warm_up:]
     finally:
-        _stop_node(node)
+        stop_processes([node], timeout=5.0)
     if latencies.size < args.messages * 0.99:
         raise SystemExit(
             f"only {latencies.size} of {args.messages} scans got their cmd_vel back"
@@ -232,17 +195,16 @@ def _measure_latency(driver, env, workdir: Path, args, say, *, policy: Path | No
     return latencies
 
 
-def _measure_swaps(driver, files: tuple[Path, Path], env, workdir: Path, args, say) -> dict:
+def _measure_swaps(driver, files: tuple[Path, Path], launcher, args, say) -> dict:
     from swarm_contract.onnx_policy import OnnxPolicy
 
     period = OnnxPolicy.load(files[0]).contract.control_period
-    node = _start_node(
-        env,
-        workdir / "swap_node.log",
-        policy_path=files[0],
+    spec = _policy_node(
+        policy_path=str(files[0]),
         cmd_vel_stamped=True,
-        allowed_policy_dirs=[str(workdir)],
+        allowed_policy_dirs=[str(files[0].parent.parent)],  # the folder of both copies
     )
+    node = launcher.start(spec, note="swaps")
     try:
         driver.wait_ready(args.timeout)
         driver.start_feed()
@@ -259,7 +221,7 @@ def _measure_swaps(driver, files: tuple[Path, Path], env, workdir: Path, args, s
         # The node counts over its whole active life: a superset of the window.
         counters = driver.node_counters(args.timeout, newer_than=time.monotonic())
     finally:
-        _stop_node(node)
+        stop_processes([node], timeout=5.0)
     arrivals = driver.command_times(started - 0.5, ended + 0.5)
     gaps = np.diff(arrivals)
     seen_missed = int(sum(round(g / period) - 1 for g in gaps if g > 1.5 * period))
@@ -282,84 +244,12 @@ def _measure_swaps(driver, files: tuple[Path, Path], env, workdir: Path, args, s
 
 
 # --------------------------------------------------------------------------- #
-# The policy node process.
+# The node processes.
 # --------------------------------------------------------------------------- #
 
 
-def _node_env(domain: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ROS_DOMAIN_ID=str(domain),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        RMW_IMPLEMENTATION=env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
-        PYTHONUNBUFFERED="1",
-    )
-    # Without `make setup`'s editable install, run the package from source.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_SRC), str(REPO), env.get("PYTHONPATH", "")) if p
-    )
-    return env
-
-
-def _start_node(env: dict[str, str], log: Path, **params) -> subprocess.Popen:
-    args = [sys.executable, "-m", "swarm_controller.policy_node", "--ros-args"]
-    args += ["-r", f"__ns:={NAMESPACE}"]
-    for key, value in params.items():
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, list):
-            value = "[" + ", ".join(f"'{v}'" for v in value) + "]"
-        args += ["-p", f"{key}:={value}"]
-    with open(log, "w") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def _start_echo(env: dict[str, str], log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "swarm_ops.benchmarks.node", "--echo", NAMESPACE]
-    with open(log, "w") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def echo_main(namespace: str) -> None:
-    """The floor: a bare rclpy process answering each scan with a TwistStamped of its stamp.
-
-    Same DDS path, QoS and executor type as the policy node's control path,
-    without the policy: what this machine's rclpy + Fast DDS cost by themselves.
-    """
-    import rclpy
-    from geometry_msgs.msg import TwistStamped
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import LaserScan
-
-    rclpy.init()
-    node = rclpy.create_node("scan_echo", namespace=namespace)
-    pub = node.create_publisher(
-        TwistStamped, "cmd_vel", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    )
-    reply = TwistStamped()
-
-    def on_scan(scan: LaserScan) -> None:
-        reply.header.stamp = scan.header.stamp
-        pub.publish(reply)
-
-    node.create_subscription(LaserScan, "scan", on_scan, qos_profile_sensor_data)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-
-
-def _stop_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _policy_node(**parameters) -> NodeSpec:
+    return NodeSpec(POLICY_NODE, POLICY_NODE, NAMESPACE, parameters)
 
 
 # --------------------------------------------------------------------------- #
@@ -374,47 +264,13 @@ class _Driver:
         self.domain = domain
 
     def __enter__(self) -> _Driver:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped, TwistStamped
         from nav_msgs.msg import Odometry
         from rcl_interfaces.srv import SetParameters
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from rclpy.qos import qos_profile_sensor_data as sensor_qos
-        from rclpy.signals import SignalHandlerOptions
         from sensor_msgs.msg import LaserScan
         from std_msgs.msg import String
-
-        latched = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
-        self.context = Context()
-        rclpy.init(
-            context=self.context,
-            domain_id=self.domain,
-            signal_handler_options=SignalHandlerOptions.NO,
-        )
-        node = self.node = rclpy.create_node("bench_driver", context=self.context)
-        fqn = f"{NAMESPACE}/policy_node"
-        self.scan_pub = node.create_publisher(LaserScan, f"{NAMESPACE}/scan", sensor_qos)
-        self.odom_pub = node.create_publisher(Odometry, f"{NAMESPACE}/odom", sensor_qos)
-        self.goal_pub = node.create_publisher(PoseStamped, f"{NAMESPACE}/goal", latched)
-        self.cmd_sub = node.create_subscription(
-            TwistStamped, f"{NAMESPACE}/cmd_vel", self._on_cmd, 100
-        )
-        # Subscribed before the node starts: a late subscriber to a latched
-        # topic waits for the writer's next heartbeat.
-        self._active: list[str] = []
-        node.create_subscription(
-            String, f"{fqn}/active_policy", lambda m: self._active.append(m.data), latched
-        )
-        self._diagnostics: list[tuple[float, dict[str, str]]] = []
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self.param_client = node.create_client(SetParameters, f"{fqn}/set_parameters")
 
         self.scan, self.odom, self.goal = _sensor_messages()
         self._lock = threading.Lock()
@@ -422,24 +278,30 @@ class _Driver:
         self._reply = threading.Event()
         self._reply_time = 0.0
         self._arrivals: list[float] = []
+        self._active: list[str] = []
+        self._diagnostics: list[tuple[float, dict[str, str]]] = []
         self._feed_timer = None
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+
+        self.ros = BackgroundNode("bench_driver", domain_id=self.domain)
+        node = self.node = self.ros.node
+        fqn = f"{NAMESPACE}/{POLICY_NODE}"
+        self.scan_pub = node.create_publisher(LaserScan, f"{NAMESPACE}/scan", sensor_qos)
+        self.odom_pub = node.create_publisher(Odometry, f"{NAMESPACE}/odom", sensor_qos)
+        self.goal_pub = node.create_publisher(PoseStamped, f"{NAMESPACE}/goal", latched_qos())
+        self.cmd_sub = node.create_subscription(
+            TwistStamped, f"{NAMESPACE}/cmd_vel", self._on_cmd, 100
+        )
+        # Subscribed before the node starts: a late subscriber to a latched
+        # topic waits for the writer's next heartbeat.
+        node.create_subscription(
+            String, f"{fqn}/active_policy", lambda m: self._active.append(m.data), latched_qos()
+        )
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.param_client = node.create_client(SetParameters, f"{fqn}/set_parameters")
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.ros.close()
 
     def _on_cmd(self, msg) -> None:
         now = time.perf_counter()
@@ -514,18 +376,11 @@ class _Driver:
 
     def swap(self, path: Path, timeout: float) -> tuple[bool, float]:
         """SetParameters(policy_path); (accepted, round-trip seconds)."""
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-
-        request = SetParameters.Request(
-            parameters=[Parameter("policy_path", value=str(path)).to_parameter_msg()]
-        )
+        request = parameters_request({"policy_path": str(path)})
         started = time.monotonic()
-        future = self.param_client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        ok = done.wait(timeout) and future.result() is not None
-        return bool(ok and future.result().results[0].successful), time.monotonic() - started
+        answer = wait_future(self.param_client.call_async(request), timeout)
+        accepted = answer is not None and answer.results[0].successful
+        return bool(accepted), time.monotonic() - started
 
     def node_counters(self, timeout: float, newer_than: float = 0.0) -> dict[str, int]:
         """The node's tick counters from its next /diagnostics report."""
@@ -563,7 +418,3 @@ def _sensor_messages():
     goal.pose.position.x, goal.pose.position.y = GOAL_FAR_AHEAD
     goal.pose.orientation.w = 1.0
     return scan, odom, goal
-
-
-if __name__ == "__main__" and "--echo" in sys.argv:
-    echo_main(sys.argv[sys.argv.index("--echo") + 1])

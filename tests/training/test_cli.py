@@ -1,0 +1,28 @@
+"""`swarm`: verbs from a package that is not installed say which package and how."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mappo_training", reason="the swarm CLI lives in mappo_training: make setup")
+
+from mappo_training import cli  # noqa: E402
+
+
+def test_a_verb_whose_package_is_missing_names_it_and_exits_non_zero(monkeypatch, capsys):
+    table = [*cli.COMMANDS, ("fly", "swarm_not_installed.fly", "fly the swarm")]
+    monkeypatch.setattr(cli, "COMMANDS", table)
+
+    assert "fly" in cli.build_parser().format_help()
+    assert cli.main(["fly"]) == 2
+    err = capsys.readouterr().err
+    assert "`swarm fly` needs the swarm_not_installed package" in err
+    assert "pip install -e ros2_ws/src/swarm_not_installed" in err
+
+
+def test_ops_verbs_are_listed_when_swarm_ops_is_installed():
+    pytest.importorskip("swarm_ops", reason="swarm_ops is not installed")
+    text = cli.build_parser().format_help()
+    for verb in ("demo", "deploy", "swap"):
+        assert verb in text
+    assert "(not installed)" not in text
