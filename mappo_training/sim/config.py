@@ -112,7 +112,7 @@ class SimConfig:
     """random: random starts and goals; circle: start on a circle, goals antipodal;
     swap: two groups on opposite sides exchange places."""
     profile: str = robot_io.DEFAULT_PROFILE
-    """Robot profile name (mappo_training/profiles/) or path of a profile YAML."""
+    """Robot profile name (swarm_contract/profiles/) or path of a profile YAML."""
     arena_size: float = 4.0
     """Side of the square arena in metres; grows automatically when the robots
     of the scenario would not fit (see BatchedSwarmEnv.arena_size)."""

@@ -43,9 +43,10 @@ def test_a_single_shared_model_goes_to_every_robot(policy_models):
 
 
 def swarm_swap(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    pytest.importorskip("mappo_training", reason="`swarm` is mappo_training's: pip install -e .")
+    # `python -m swarm_ops.swap` is `swarm swap` without the trainer installed
+    # (`ros2 run swarm_ops swap` on a ROS machine), so this runs in a robot venv too.
     return subprocess.run(
-        [sys.executable, "-m", "mappo_training.cli", "swap", *args],
+        [sys.executable, "-m", "swarm_ops.swap", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -26,6 +26,9 @@ setup(
     entry_points={
         "console_scripts": [
             f"sim_bridge = {PACKAGE}.sim_bridge:main",
+            # The operator's verbs, for machines without the trainer's `swarm`.
+            f"deploy = {PACKAGE}.deploy:main",
+            f"swap = {PACKAGE}.swap:main",
         ],
     },
 )

@@ -359,3 +359,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {n.spec.label}: stopped ({verdict}), restarts {n.restarts}")
     print(f"logs: {run_dir}")
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`ros2 run swarm_ops deploy` / `python -m swarm_ops.deploy`: the same as `swarm deploy`."""
+    from swarm_ops.command import command_main
+
+    return command_main(sys.modules[__name__], "swarm deploy", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

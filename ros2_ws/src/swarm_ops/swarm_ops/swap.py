@@ -229,3 +229,14 @@ def swap_policies(
     for client, _, _ in pending.values():
         node.destroy_client(client)
     return [outcomes[ns] for ns in namespaces]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`ros2 run swarm_ops swap` / `python -m swarm_ops.swap`: the same as `swarm swap`."""
+    from swarm_ops.command import command_main
+
+    return command_main(sys.modules[__name__], "swarm swap", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
