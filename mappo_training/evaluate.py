@@ -9,6 +9,7 @@ robots also drives more: robot j uses agent id j mod N.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -94,29 +95,39 @@ class ExportedPolicy(Policy):
         return actions
 
 
-def evaluate_model_dir(
-    model_dir: Path,
+def evaluate(
+    target: Path,
     *,
     episodes: int = 50,
     scenario: str | None = None,
     robots: int | None = None,
     seed: int = 12345,
     render: Path | None = None,
-    sim_base: dict | None = None,
     start_jitter: float | None = None,
+    sim_base: dict | None = None,
 ) -> dict:
-    """Score an exported policy folder in the simulator, through robot_io and onnxruntime."""
-    card_path = model_dir / "policy.yaml"
-    if sim_base is None:
-        if not card_path.is_file():
-            raise ConfigError(f"{model_dir} has no policy.yaml to take the task from")
-        sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
+    """Score a policy in the simulator: a models/<name> folder through robot_io
+    and onnxruntime, as robots run it, or a run folder or checkpoint (.pt) in torch.
+
+    sim_base: the task to score an exported folder on (default: its policy.yaml's).
+    """
     from mappo_training.sim import SimConfig
     from swarm_contract.config import from_dict
 
-    sim = task(sim_base, scenario, robots, start_jitter)
-    policy = ExportedPolicy(model_dir, from_dict(SimConfig, sim, "sim").contract())
-    return score(policy, str(model_dir), sim, episodes, seed, render)
+    if target.is_dir() and any(target.glob("robot_*.onnx")):
+        if sim_base is None:
+            card_path = target / "policy.yaml"
+            if not card_path.is_file():
+                raise ConfigError(f"{target} has no policy.yaml to take the task from")
+            sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
+        sim = task(sim_base, scenario, robots, start_jitter)
+        policy: Policy = ExportedPolicy(target, from_dict(SimConfig, sim, "sim").contract())
+    else:
+        target = ckpt.resolve_target(target)
+        data = ckpt.load(target)
+        policy = CheckpointPolicy(data)
+        sim = task(data["config"]["sim"], scenario, robots, start_jitter)
+    return score(policy, str(target), sim, episodes, seed, render)
 
 
 def task(
@@ -159,11 +170,6 @@ def score(
     if render is not None and recording is not None:
         report["render"] = str(render_episode(recording, render))
     return report
-
-
-def load_checkpoint_policy(path: Path) -> tuple[Policy, dict]:
-    data = ckpt.load(path)
-    return CheckpointPolicy(data), data["config"]
 
 
 def run_episodes(
@@ -221,21 +227,6 @@ def summarize(results: list[dict]) -> dict:
     return {key: None if value is None else round(value, 4) for key, value in scores.items()}
 
 
-def evaluate_checkpoint(
-    path: Path,
-    *,
-    episodes: int = 50,
-    scenario: str | None = None,
-    robots: int | None = None,
-    seed: int = 12345,
-    render: Path | None = None,
-    start_jitter: float | None = None,
-) -> dict:
-    policy, config = load_checkpoint_policy(path)
-    sim = task(config["sim"], scenario, robots, start_jitter)
-    return score(policy, str(path), sim, episodes, seed, render)
-
-
 def render_episode(recording: dict, out: Path) -> Path:
     from mappo_training.sim import render
 
@@ -290,20 +281,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --episodes {args.episodes} must be >= 1", file=sys.stderr)
         return 2
     try:
-        if args.target.is_dir() and any(args.target.glob("robot_*.onnx")):
-            report = evaluate_model_dir(
-                args.target,
-                episodes=args.episodes,
-                scenario=args.scenario,
-                robots=args.robots,
-                seed=args.seed,
-                render=args.render,
-                start_jitter=args.start_jitter,
-            )
-            return _print(report, args.json)
-        path = ckpt.resolve_target(args.target)
-        report = evaluate_checkpoint(
-            path,
+        report = evaluate(
+            args.target,
             episodes=args.episodes,
             scenario=args.scenario,
             robots=args.robots,
@@ -314,13 +293,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # ConfigError, a refused model (PolicyRejected), a bad --robots
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return _print(report, args.json)
-
-
-def _print(report: dict, as_json: bool) -> int:
-    import json
-
-    if as_json:
+    if args.json:
         print(json.dumps(report))
     else:
         print_report(report)

@@ -31,6 +31,7 @@ import yaml
 
 from mappo_training import checkpoint as ckpt
 from swarm_contract.config import ConfigError
+from swarm_contract.onnx_policy import weights_sha256
 from swarm_contract.robot_io import Contract
 
 PARITY_TOLERANCE = 1e-5
@@ -40,16 +41,6 @@ OPSET = 17
 
 class ExportError(RuntimeError):
     """The exported graph is invalid or disagrees with PyTorch; nothing was written."""
-
-
-def initializer_sha256(model) -> str:
-    """sha256 over the weights (initializers' raw bytes, in graph order)."""
-    from onnx import numpy_helper
-
-    digest = hashlib.sha256()
-    for init in model.graph.initializer:
-        digest.update(np.ascontiguousarray(numpy_helper.to_array(init)).tobytes())
-    return digest.hexdigest()
 
 
 def deterministic_policy(learner, robot: int, contract: Contract):
@@ -152,7 +143,8 @@ def _finish_model(path: Path, metadata: dict[str, str]) -> None:
             " observation ('obs'), never the global state"
         )
     meta = dict(metadata)
-    meta["policy.weights_sha256"] = initializer_sha256(model)
+    # The robot's own definition, so the robot's check and this stamp cannot disagree.
+    meta["policy.weights_sha256"] = weights_sha256(model.SerializeToString())
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -350,14 +342,12 @@ def policy_readme(card: dict) -> str:
 
 
 def evaluate_exported(model_dir: Path, sim: dict, episodes: int) -> list[dict]:
-    from mappo_training.evaluate import evaluate_model_dir
+    from mappo_training.evaluate import evaluate
 
     results = []
     for scenario, robots in (("random", sim.get("num_robots", 4)), ("circle", 8)):
         results.append(
-            evaluate_model_dir(
-                model_dir, episodes=episodes, scenario=scenario, robots=robots, sim_base=sim
-            )
+            evaluate(model_dir, episodes=episodes, scenario=scenario, robots=robots, sim_base=sim)
         )
     return results
 

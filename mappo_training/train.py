@@ -278,7 +278,6 @@ class Trainer:
         self.wall_time = 0.0
         self.obs, self.state = self.env.reset(seed=cfg.run.seed)
         self.stats = EpisodeStats()
-        self.all_episodes = 0
         self._stop_requested = False
 
     # -- checkpoints -------------------------------------------------------- #
@@ -453,14 +452,13 @@ class Trainer:
         from mappo_training.run_log import RunLog, plot_learning_curves
 
         log = RunLog(self.run_dir, resume_step=self.global_step if self.update else None)
-        bar = _progress_bar(self.num_updates, self.update, self.steps_per_update, self.quiet)
+        bar = _progress_bar(self.num_updates, self.update, self.quiet)
         previous = signal.signal(signal.SIGINT, self._request_stop)
         last: dict[str, float] = {}
         try:
             while self.update < self.num_updates and not self._stop_requested:
                 metrics = self.train_one_update()
                 episode_metrics = self.stats.summary()
-                self.all_episodes += len(self.stats.episodes)
                 self.stats.clear()
                 row = {
                     **metrics,
@@ -507,8 +505,14 @@ class Trainer:
         self.env.close()
         torch.set_float32_matmul_precision(self._matmul_precision_before)
 
+    def __enter__(self) -> Trainer:
+        return self
 
-def _progress_bar(total: int, done: int, steps_per_update: int, quiet: bool):
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _progress_bar(total: int, done: int, quiet: bool):
     from tqdm import tqdm
 
     return tqdm(
@@ -629,17 +633,13 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    try:
+    with trainer:
         trainer.run()
-    finally:
-        trainer.close()
     print(f"done: {trainer.run_dir} (robot-step {trainer.global_step}, {trainer.wall_time:.0f} s)")
     if trainer.cfg.run.eval_episodes and not trainer._stop_requested:
-        from mappo_training.evaluate import evaluate_checkpoint, print_report
+        from mappo_training.evaluate import evaluate, print_report
 
-        report = evaluate_checkpoint(
-            trainer.run_dir / "latest.pt", episodes=trainer.cfg.run.eval_episodes
-        )
+        report = evaluate(trainer.run_dir / "latest.pt", episodes=trainer.cfg.run.eval_episodes)
         print_report(report)
         (trainer.run_dir / "eval.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
     return 130 if trainer._stop_requested else 0

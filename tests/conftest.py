@@ -5,6 +5,10 @@
 `policy_models` writes ONNX policies in exactly the format `swarm export`
               produces, plus deliberately broken variants
               (swarm_ops.onnx_models, which the benchmarks use too).
+`probe`       a test-side ROS node on that domain (ros_helpers.RosProbe).
+`nodes`       the node processes a test starts (ros_helpers.NodeProcesses),
+              all stopped when it ends.
+`one_torch_thread`  torch on one intra-op thread for the test.
 
 `reference_controller` is a hand-designed TEST FIXTURE controller, not a
 trained policy: it drives toward a goal ahead and slows to a stop when the
@@ -14,14 +18,38 @@ ships in models/.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from swarm_ops.onnx_models import PolicyModels, exporter_weights_sha256
+from swarm_ops.onnx_models import PolicyModels
 from swarm_ops.ros_domains import claim_domain_id, private_domain_environment
 
-__all__ = ["PolicyModels", "exporter_weights_sha256"]
+__all__ = ["PolicyModels", "exporter_weights_sha256", "write_policy"]
+
+
+def write_policy(folder: Path, robots: int) -> Path:
+    """A models/<name> folder with robot_<i>.onnx files that hold no model: for
+    node-spec decisions, which only look at the names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(robots):
+        (folder / f"robot_{i}.onnx").write_bytes(b"onnx")
+    return folder
+
+
+def exporter_weights_sha256(model) -> str:
+    """`policy.weights_sha256` by its definition in the export format (numpy bytes
+    of each initializer, in graph order), computed with onnx from a ModelProto:
+    the oracle for the robot's own dependency-free parser that export stamps with."""
+    from onnx import numpy_helper
+
+    digest = hashlib.sha256()
+    for init in model.graph.initializer:
+        digest.update(np.ascontiguousarray(numpy_helper.to_array(init)).tobytes())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- #
@@ -55,3 +83,37 @@ def policy_models(tmp_path) -> PolicyModels:
     """A `PolicyModels` factory writing into this test's tmp folder (tmp_path/models)."""
     pytest.importorskip("onnx", reason="needs onnx to build test models: pip install onnx")
     return PolicyModels(tmp_path / "models")
+
+
+# --------------------------------------------------------------------------- #
+# A test-side ROS node and real node processes (tests/ros only: ros_helpers
+# lives there, and needs rclpy).
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def probe(ros_domain):
+    from ros_helpers import RosProbe
+
+    probe = RosProbe(ros_domain)
+    yield probe
+    probe.close()
+
+
+@pytest.fixture
+def nodes(tmp_path, ros_domain):
+    from ros_helpers import NodeProcesses
+
+    group = NodeProcesses(tmp_path)
+    yield group
+    group.stop_all()
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -31,11 +31,10 @@ from mappo_training.sim.scenarios import (
     ArenaLayout,
     default_max_steps,
     draw_layout,
-    required_arena_size,
+    fitted_arena_size,
 )
 from mappo_training.sim.world import World
 from swarm_contract import robot_io
-from swarm_contract.config import ConfigError
 
 GLOBAL_FEATURES_PER_ROBOT = 9
 """x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived."""
@@ -67,15 +66,9 @@ class BatchedSwarmEnv:
         self.cfg = cfg
         self.profile = cfg.robot_profile()
         self.contract = cfg.contract(self.profile)
-        if cfg.min_separation <= 2 * self.profile.radius:
-            raise ConfigError(
-                f"sim.min_separation={cfg.min_separation}: robots of profile"
-                f" {self.profile.name!r} (radius {self.profile.radius} m) need more than"
-                f" {2 * self.profile.radius:.3f} m between centres"
-            )
         self.num_arenas = num_arenas
         self.num_robots = cfg.num_robots
-        self.arena_size = required_arena_size(cfg, self.profile.radius)
+        self.arena_size = fitted_arena_size(cfg, self.profile)
         """Side of the arenas in metres: cfg.arena_size, or larger when the robots need it."""
         self.max_steps = default_max_steps(
             cfg, self.arena_size, self.profile.max_linear, self.profile.control_period

@@ -33,7 +33,13 @@ def robot_rewards(
     `wrong_side_closeness`, for the keep-right term. reversing: (K, N) in
     [0, 1], backward speed as a share of max_linear, for the reverse term.
     """
-    own = _terms(weights, progress, arrived, robot_collided, static_collided, driving)
+    own = (
+        weights.progress * progress
+        + weights.arrival * arrived
+        - weights.robot_collision * robot_collided
+        - weights.static_collision * static_collided
+        - weights.time * driving
+    )
     if weights.proximity and neighbour_gap is not None:
         closeness = np.clip(1.0 - neighbour_gap / weights.proximity_gap, 0.0, 1.0)
         own = own - weights.proximity * closeness * driving
@@ -43,35 +49,6 @@ def robot_rewards(
         own = own - weights.reverse * reversing * driving
     team = own.mean(axis=-1, keepdims=True)
     return weights.team_share * team + (1.0 - weights.team_share) * own
-
-
-def team_reward(
-    weights: RewardConfig,
-    progress: np.ndarray,
-    arrived: np.ndarray,
-    robot_collided: np.ndarray,
-    static_collided: np.ndarray,
-    driving: np.ndarray,
-) -> np.ndarray:
-    """Team reward per arena, (K,), from per-robot terms of one step, (K, N) each.
-
-    progress: metres the robot got closer to its goal (negative if it moved away);
-    arrived: reached its goal this step; robot_collided / static_collided: hit a
-    robot / a wall or obstacle this step; driving: not parked before this step.
-    """
-    return _terms(weights, progress, arrived, robot_collided, static_collided, driving).mean(
-        axis=-1
-    )
-
-
-def _terms(weights, progress, arrived, robot_collided, static_collided, driving) -> np.ndarray:
-    return (
-        weights.progress * progress
-        + weights.arrival * arrived
-        - weights.robot_collision * robot_collided
-        - weights.static_collision * static_collided
-        - weights.time * driving
-    )
 
 
 def wrong_side_closeness(poses: np.ndarray, velocities: np.ndarray, reach: float) -> np.ndarray:

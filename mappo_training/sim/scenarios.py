@@ -14,7 +14,8 @@ at +-arena_size / 2.
   mirrored place on the other side, so the groups pass through each other.
 
 `required_arena_size` says how large the arena must be for the robots of a
-scenario to fit; the environment grows the arena to that size.
+scenario to fit; the environment and the sim bridge grow the arena to that
+size (`fitted_arena_size`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from mappo_training.sim.geometry import (
     pack_obstacles,
     wall_clearance,
 )
+from swarm_contract.config import ConfigError
+from swarm_contract.robot_io import RobotProfile
 
 # Random placement keeps the robots' discs (diameter min_separation) covering
 # at most this share of the free area; random sequential placement jams near
@@ -124,6 +127,18 @@ def required_arena_size(cfg: SimConfig, robot_radius: float) -> float:
     return max(cfg.arena_size, needed)
 
 
+def fitted_arena_size(cfg: SimConfig, profile: RobotProfile) -> float:
+    """`required_arena_size` for robots of `profile`, which min_separation must
+    leave room for (ConfigError otherwise)."""
+    if cfg.min_separation <= 2 * profile.radius:
+        raise ConfigError(
+            f"sim.min_separation={cfg.min_separation}: robots of profile"
+            f" {profile.name!r} (radius {profile.radius} m) need more than"
+            f" {2 * profile.radius:.3f} m between centres"
+        )
+    return required_arena_size(cfg, profile.radius)
+
+
 def _largest_obstacle(cfg: SimConfig) -> float:
     return math.sqrt(2.0) * cfg.obstacle_size[1]
 
@@ -146,9 +161,7 @@ def draw_layout(
     """A fresh episode layout for the configured scenario."""
     fixed = tuple(cfg.obstacles)
     if cfg.scenario == "random":
-        obstacles = fixed + random_obstacles(
-            rng, cfg, arena_size, robot_radius, keep_clear=np.zeros((0, 2)), existing=fixed
-        )
+        obstacles = fixed + random_obstacles(rng, cfg, arena_size, robot_radius, np.zeros((0, 2)))
         starts, goals = place_random(rng, cfg, arena_size, robot_radius, obstacles)
     else:
         place = place_circle if cfg.scenario == "circle" else place_swap
@@ -157,9 +170,7 @@ def draw_layout(
             starts[:, :2] += rng.normal(0.0, cfg.start_jitter, (len(starts), 2))
         _check_clear_of(fixed, starts[:, :2], goals, cfg, robot_radius)
         points = np.concatenate([starts[:, :2], goals])
-        obstacles = fixed + random_obstacles(
-            rng, cfg, arena_size, robot_radius, keep_clear=points, existing=fixed
-        )
+        obstacles = fixed + random_obstacles(rng, cfg, arena_size, robot_radius, points)
     return ArenaLayout(
         arena_size=arena_size,
         starts=starts,
@@ -258,7 +269,6 @@ def random_obstacles(
     arena_size: float,
     robot_radius: float,
     keep_clear: np.ndarray,
-    existing: tuple[Obstacle, ...] = (),
 ) -> tuple[Obstacle, ...]:
     """`cfg.num_obstacles` cylinders and boxes (alternating) inside the walls,
     clear of the `keep_clear` points (starts and goals) by a robot footprint."""

@@ -8,7 +8,6 @@ starts. Each test has its own ROS_DOMAIN_ID (conftest's `ros_domain`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import signal
@@ -94,32 +93,6 @@ def test_a_node_that_keeps_crashing_is_restarted_then_left_down(tmp_path, monkey
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def probe(ros_domain):
-    from ros_helpers import RosProbe
-
-    probe = RosProbe(ros_domain)
-    yield probe
-    probe.close()
-
-
-def events_recorder(probe):
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from std_msgs.msg import String
-
-    # The bridge keeps its events for late subscribers; ask for that history.
-    qos = QoSProfile(
-        depth=100,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
-    return probe.record(String, "/swarm/events", qos)
-
-
-def events_of(recorder, kind: str) -> list[dict]:
-    return [e for e in (json.loads(m.data) for m in recorder.messages()) if e["type"] == kind]
-
-
 def command_recorders(probe, robots: int) -> list:
     from geometry_msgs.msg import Twist
 
@@ -129,9 +102,10 @@ def command_recorders(probe, robots: int) -> list:
 @pytest.mark.ros
 def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_path, probe):
     from ros_helpers import wait_for
+    from ros_sim_helpers import EventLog
 
     policy = shipped_policy()
-    events = events_recorder(probe)
+    events = EventLog(probe)
     commands = command_recorders(probe, 2)
     deploy = subprocess.Popen(
         [sys.executable, "-m", "mappo_training.cli", "deploy", "--sim", "--robots", "2"]
@@ -142,10 +116,10 @@ def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_p
         text=True,
     )
     try:
-        ends = wait_for(lambda: events_of(events, "episode_end"), 60.0, "an episode to end")
+        ends = wait_for(lambda: events.events(type="episode_end"), 60.0, "an episode to end")
         first = ends[0]
         assert first["arrived_fraction"] == 1.0, f"not every robot arrived: {first}"
-        arrivals = {e["robot"] for e in events_of(events, "arrival") if e["episode"] == 0}
+        arrivals = {e["robot"] for e in events.events(type="arrival", episode=0)}
         assert arrivals == {0, 1}
 
         # Ctrl-C: robots are driving their next episode when it comes.
@@ -178,6 +152,7 @@ def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_p
 @pytest.mark.ros
 def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, probe):
     from ros_helpers import wait_for
+    from ros_sim_helpers import EventLog
 
     from swarm_controller.fleet import sim_node_specs
     from swarm_ops.deploy import Deployment
@@ -189,7 +164,7 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
         seed=0,
         bridge_parameters={"real_time_factor": 2.0},
     )
-    events = events_recorder(probe)
+    events = EventLog(probe)
     commands = command_recorders(probe, 2)
     lines: list[str] = []
     with Deployment(specs, tmp_path / "run", say=lines.append) as deployment:
@@ -213,7 +188,7 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
 
         def robot_1_arrived():
             deployment.poll()
-            return [e for e in events_of(events, "arrival") if e["robot"] == 1]
+            return events.events(type="arrival", robot=1)
 
         wait_for(robot_1_arrived, 60.0, "robot_1 to reach its goal after the restart")
         assert deployment.node("robot_0.policy_node").restarts == 0

@@ -25,6 +25,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import write_policy
 
 from swarm_controller.fleet import fleet_node_specs, load_fleet, robot_node_spec, sim_node_specs
 
@@ -166,13 +167,6 @@ def as_started(spec) -> dict:
         "respawn_delay": spec.respawn_delay,
         "output": "screen",
     }
-
-
-def write_policy(folder: Path, robots: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(robots):
-        (folder / f"robot_{i}.onnx").write_bytes(b"onnx")
-    return folder
 
 
 def test_swarm_sim_launch_with_the_stand_in_starts_the_specs_of_sim_node_specs(

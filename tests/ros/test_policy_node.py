@@ -9,25 +9,11 @@ import pytest
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
 from lifecycle_msgs.msg import Transition
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, change_state, wait_for
+from ros_helpers import RobotWorld, change_state, wait_for
 
 pytestmark = pytest.mark.ros
 
 MAX_V = 0.22  # the default contract's (TurtleBot3) top speed, which the fixture controller uses
-
-
-@pytest.fixture
-def probe(ros_domain):
-    probe = RosProbe(ros_domain)
-    yield probe
-    probe.close()
-
-
-@pytest.fixture
-def nodes(tmp_path, ros_domain):
-    group = NodeProcesses(tmp_path)
-    yield group
-    group.stop_all()
 
 
 def test_drives_toward_a_goal_ahead_stops_for_an_obstacle_and_on_ctrl_c(

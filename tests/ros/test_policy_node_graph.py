@@ -8,23 +8,9 @@ import pytest
 
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for
+from ros_helpers import RobotWorld, wait_for
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def probe(ros_domain):
-    probe = RosProbe(ros_domain)
-    yield probe
-    probe.close()
-
-
-@pytest.fixture
-def nodes(tmp_path, ros_domain):
-    group = NodeProcesses(tmp_path)
-    yield group
-    group.stop_all()
 
 
 def test_each_robot_subscribes_only_to_its_own_namespace(probe, nodes, policy_models):

@@ -12,27 +12,13 @@ pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip insta
 
 from conftest import PolicyModels
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for
+from ros_helpers import RobotWorld, wait_for
 
 from swarm_contract.robot_io import Contract
 
 pytestmark = pytest.mark.ros
 
 MAX_V = Contract().max_linear
-
-
-@pytest.fixture
-def probe(ros_domain):
-    probe = RosProbe(ros_domain)
-    yield probe
-    probe.close()
-
-
-@pytest.fixture
-def nodes(tmp_path, ros_domain):
-    group = NodeProcesses(tmp_path)
-    yield group
-    group.stop_all()
 
 
 def latest_status(diagnostics, namespace: str) -> dict[str, str]:

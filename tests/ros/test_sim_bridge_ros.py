@@ -128,6 +128,15 @@ def odom_after(recorder, since: int) -> list:
     return recorder.messages()[-(recorder.count - since) :] if recorder.count > since else []
 
 
+def odom_while_driving(probe: RosProbe, swarm: Swarm, linear: float, angular: float) -> list:
+    """Robot 0's odom in a fresh episode while one command is held, then zero."""
+    new_episode(probe, swarm)
+    since = swarm.odom[0].count
+    hold_command(probe, "/robot_0/cmd_vel", linear, angular, seconds=0.5)
+    hold_command(probe, "/robot_0/cmd_vel", 0.0, 0.0, seconds=0.05)
+    return odom_after(swarm.odom[0], since)
+
+
 # --------------------------------------------------------------------------- #
 # Topics.
 # --------------------------------------------------------------------------- #
@@ -218,11 +227,8 @@ def test_clock_advances_at_the_real_time_factor(swarm):
 
 
 def test_forward_command_moves_the_robot_ahead_at_the_commanded_speed(probe, swarm):
-    new_episode(probe, swarm)
-    since = swarm.odom[0].count
-    hold_command(probe, "/robot_0/cmd_vel", 0.15, 0.0, seconds=0.5)
-    hold_command(probe, "/robot_0/cmd_vel", 0.0, 0.0, seconds=0.05)
-    moving = [m for m in odom_after(swarm.odom[0], since) if m.twist.twist.linear.x > 0]
+    odom = odom_while_driving(probe, swarm, 0.15, 0.0)
+    moving = [m for m in odom if m.twist.twist.linear.x > 0]
     assert len(moving) >= 5, "robot 0 hardly moved"
     assert {round(m.twist.twist.linear.x, 6) for m in moving} == {0.15}
     (x0, y0, yaw), (x1, y1, _) = odom_pose(moving[0]), odom_pose(moving[-1])
@@ -232,11 +238,8 @@ def test_forward_command_moves_the_robot_ahead_at_the_commanded_speed(probe, swa
 
 
 def test_turn_command_turns_counter_clockwise(probe, swarm):
-    new_episode(probe, swarm)
-    since = swarm.odom[0].count
-    hold_command(probe, "/robot_0/cmd_vel", 0.0, 1.0, seconds=0.4)
-    hold_command(probe, "/robot_0/cmd_vel", 0.0, 0.0, seconds=0.05)
-    turning = [m for m in odom_after(swarm.odom[0], since) if m.twist.twist.angular.z > 0]
+    odom = odom_while_driving(probe, swarm, 0.0, 1.0)
+    turning = [m for m in odom if m.twist.twist.angular.z > 0]
     assert len(turning) >= 5, "robot 0 hardly turned"
     yaws = np.unwrap([odom_pose(m)[2] for m in turning])
     elapsed = stamp_seconds(turning[-1]) - stamp_seconds(turning[0])
@@ -368,15 +371,20 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
             bridge.stop()
 
 
-def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
-    params = {"num_robots": 2, "episodes": 2, "max_steps": 20, "real_time_factor": 20.0}
+def run_to_its_exit(params: dict, log_dir) -> tuple[int, str]:
+    """A bridge that should stop by itself: its exit code and output."""
     with isolated_ros_env():
-        bridge = BridgeProcess(params, tmp_path)
+        bridge = BridgeProcess(params, log_dir)
         try:
             code = bridge.process.wait(timeout=20.0)
         finally:
             bridge.stop()
-    output = bridge.output()
+    return code, bridge.output()
+
+
+def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
+    params = {"num_robots": 2, "episodes": 2, "max_steps": 20, "real_time_factor": 20.0}
+    code, output = run_to_its_exit(params, tmp_path)
     assert code == 0, output
     assert "episode 1 ended (timeout)" in output and "episode 2" not in output
     assert "stopped (episodes_done)" in output and "Traceback" not in output
@@ -393,13 +401,7 @@ def test_bridge_runs_the_requested_episodes_then_exits_by_itself(tmp_path):
     ids=["out-of-range", "unknown-scenario", "wrong-type", "own-clock"],
 )
 def test_bad_parameters_stop_the_bridge_with_a_message(params, expected, tmp_path):
-    with isolated_ros_env():
-        bridge = BridgeProcess(params, tmp_path)
-        try:
-            code = bridge.process.wait(timeout=20.0)
-        finally:
-            bridge.stop()
-    output = bridge.output()
+    code, output = run_to_its_exit(params, tmp_path)
     assert code == 2, output
     for text in expected:
         assert text in output

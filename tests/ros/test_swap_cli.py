@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from ros_helpers import NodeProcesses, RobotWorld, RosProbe, wait_for
+from ros_helpers import RobotWorld, wait_for
 
 from swarm_contract.robot_io import Contract
 from swarm_ops.swap import SwapError, agent_index, policy_file_for
@@ -54,7 +54,7 @@ def swarm_swap(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess
 
 
 @pytest.mark.ros
-def test_swarm_swap_on_two_running_robots(ros_domain, policy_models, tmp_path):
+def test_swarm_swap_on_two_running_robots(probe, nodes, policy_models):
     for i in range(2):
         policy_models.reference_controller(f"v1/robot_{i}.onnx", agent_id=i)
         policy_models.reference_controller(f"v2/robot_{i}.onnx", agent_id=i, speed_fraction=0.5)
@@ -63,36 +63,30 @@ def test_swarm_swap_on_two_running_robots(ros_domain, policy_models, tmp_path):
         "mixed/robot_1.onnx", agent_id=1, contract=Contract(num_beams=16)
     )
     root = policy_models.root
-    nodes = NodeProcesses(tmp_path)
-    probe = RosProbe(ros_domain)
-    try:
-        robots = []
-        for i in range(2):
-            robots.append(RobotWorld(probe, f"/robot_{i}"))
-            nodes.start_policy_node(
-                f"/robot_{i}",
-                policy_path=root / f"v1/robot_{i}.onnx",
-                allowed_policy_dirs=[str(root)],
-            )
-        for robot in robots:
-            robot.wait_ready()
+    robots = []
+    for i in range(2):
+        robots.append(RobotWorld(probe, f"/robot_{i}"))
+        nodes.start_policy_node(
+            f"/robot_{i}",
+            policy_path=root / f"v1/robot_{i}.onnx",
+            allowed_policy_dirs=[str(root)],
+        )
+    for robot in robots:
+        robot.wait_ready()
 
-        done = swarm_swap("--policy", str(root / "v2"), "--all", "--timeout", "10")
-        assert done.returncode == 0, done.stdout + done.stderr
-        for i, robot in enumerate(robots):
-            assert f"robot_{i}: accepted" in done.stdout
-            sha = hashlib.sha256((root / f"v2/robot_{i}.onnx").read_bytes()).hexdigest()
-            wait_for(lambda r=robot, s=sha: r.policy_sha256() == s, 3.0, f"robot_{i} on v2")
+    done = swarm_swap("--policy", str(root / "v2"), "--all", "--timeout", "10")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for i, robot in enumerate(robots):
+        assert f"robot_{i}: accepted" in done.stdout
+        sha = hashlib.sha256((root / f"v2/robot_{i}.onnx").read_bytes()).hexdigest()
+        wait_for(lambda r=robot, s=sha: r.policy_sha256() == s, 3.0, f"robot_{i} on v2")
 
-        mixed = swarm_swap("--policy", str(root / "mixed"), "--robots", "robot_0,robot_1")
-        assert mixed.returncode == 1, mixed.stdout + mixed.stderr
-        assert "robot_0: accepted" in mixed.stdout
-        assert "robot_1: rejected:" in mixed.stdout and "num_beams" in mixed.stdout
-        sha_v2 = hashlib.sha256((root / "v2/robot_1.onnx").read_bytes()).hexdigest()
-        assert robots[1].policy_sha256() == sha_v2  # robot_1 kept its policy
-    finally:
-        nodes.stop_all()
-        probe.close()
+    mixed = swarm_swap("--policy", str(root / "mixed"), "--robots", "robot_0,robot_1")
+    assert mixed.returncode == 1, mixed.stdout + mixed.stderr
+    assert "robot_0: accepted" in mixed.stdout
+    assert "robot_1: rejected:" in mixed.stdout and "num_beams" in mixed.stdout
+    sha_v2 = hashlib.sha256((root / "v2/robot_1.onnx").read_bytes()).hexdigest()
+    assert robots[1].policy_sha256() == sha_v2  # robot_1 kept its policy
 
 
 @pytest.mark.ros

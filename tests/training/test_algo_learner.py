@@ -20,13 +20,8 @@ BOX = ActionSpec(kind="box", dim=2)
 SMALL = {"hidden_sizes": [32, 32], "epochs": 2, "num_minibatches": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: a second intra-op thread only adds contention on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks: a second intra-op thread only adds contention on 2 cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_learner(obs_dims=(6, 6, 6), specs=None, state_dim=8, seed=0, **cfg) -> MAPPOLearner:

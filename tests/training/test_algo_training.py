@@ -15,13 +15,8 @@ from mappo_training.algo import ActionSpec, AlgoConfig, MAPPOLearner, RolloutBuf
 SMALL_NETS = {"hidden_sizes": [64, 64]}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: a second intra-op thread only adds contention on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks: a second intra-op thread only adds contention on 2 cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class MoveToTarget:

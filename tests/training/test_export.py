@@ -17,11 +17,12 @@ pytest.importorskip("mappo_training", reason="needs mappo_training: pip install 
 import onnx
 import torch
 import yaml
+from conftest import exporter_weights_sha256
 from training_fixtures import train_tiny_run
 
 from mappo_training import export
 from mappo_training.cli import main as swarm
-from mappo_training.evaluate import CheckpointPolicy, evaluate_model_dir
+from mappo_training.evaluate import CheckpointPolicy, evaluate
 from swarm_contract.robot_io import Contract, ContractMismatch
 
 
@@ -85,7 +86,7 @@ def test_metadata_is_complete_and_rebuilds_the_contract(exported):
         assert key in props, key
     assert props["policy.agent_id"] == "1"
     model = onnx.load(str(exported / "robot_1.onnx"))
-    assert props["policy.weights_sha256"] == export.initializer_sha256(model)
+    assert props["policy.weights_sha256"] == exporter_weights_sha256(model)
 
 
 def test_onnx_matches_torch_on_fresh_observations(trained_run, exported):
@@ -125,7 +126,7 @@ def test_model_for_another_lidar_is_reported_naming_the_field(exported):
 
 
 def test_eval_of_the_onnx_folder_runs_through_robot_io(exported):
-    report = evaluate_model_dir(exported, episodes=2)
+    report = evaluate(exported, episodes=2)
     assert report["episodes"] == 2
     assert 0.0 <= report["success_rate"] <= 1.0
 

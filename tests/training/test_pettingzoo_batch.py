@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -15,6 +13,7 @@ pytest.importorskip("mappo_training", reason="needs mappo_training: pip install 
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from training_fixtures import straight_and_resumed
 
 from mappo_training import checkpoint as ckpt
 from mappo_training.experiment import validate
@@ -124,8 +123,7 @@ def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path):
     # coordination game then fails for about one seed in ten (the speaker
     # settles on saying nothing); test_algo_learner checks that a CUDA update
     # equals the CPU one instead.
-    trainer = start(signal_config(), tmp_path, quiet=True)
-    try:
+    with start(signal_config(), tmp_path, quiet=True) as trainer:
         first = trainer.train_one_update()
         returns = []
         while trainer.update < trainer.num_updates:
@@ -135,8 +133,6 @@ def test_trainer_runs_a_pettingzoo_env_and_learns_the_signal(tmp_path):
             if summary:
                 returns.append(summary["charts/episodic_return"])
             trainer.stats.clear()
-    finally:
-        trainer.close()
     assert "losses/value_loss" in first
     # Random play loses ~1 per step (4 per episode); learning the signal beats it clearly.
     assert np.mean(returns[-3:]) > np.mean(returns[:3]) + 1.0
@@ -152,27 +148,8 @@ def test_a_run_resumes_on_its_device_where_it_stopped(tmp_path, device):
     def params(trainer):
         return [p.detach().cpu().clone() for p in trainer.learner.actor_for(1).parameters()]
 
-    straight = start(cfg, tmp_path / "straight", quiet=True)
-    try:
-        straight.train_one_update()
-        straight.save_checkpoint()
-        straight.train_one_update()
-        straight.train_one_update()
-        expected = params(straight)
-    finally:
-        straight.close()
-    shutil.copytree(tmp_path / "straight", tmp_path / "again")
-    for extra in sorted((tmp_path / "again" / "checkpoints").glob("update_*.pt"))[1:]:
-        extra.unlink()
-    again = resume(tmp_path / "again", quiet=True)
-    try:
-        assert again.update == 1
-        assert again.learner.device.type == device
-        again.train_one_update()
-        again.train_one_update()
-        got = params(again)
-    finally:
-        again.close()
+    expected, got, again = straight_and_resumed(cfg, tmp_path, params)
+    assert again.learner.device.type == device
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -186,35 +163,26 @@ class UnpicklableSignalGame(SignalGame):
 
 
 def test_an_env_that_cannot_be_pickled_resumes_from_fresh_episodes(tmp_path):
-    trainer = start(
+    with start(
         signal_config(total_steps=2_000, game="UnpicklableSignalGame"), tmp_path, quiet=True
-    )
-    try:
+    ) as trainer:
         assert not trainer.env.supports_snapshot
         trainer.train_one_update()
         trainer.save_checkpoint()
-    finally:
-        trainer.close()
-    again = resume(tmp_path, quiet=True)
-    try:
+    with resume(tmp_path, quiet=True) as again:
         assert again.update == 1
         again.train_one_update()
         assert again.update == 2
-    finally:
-        again.close()
 
 
 def test_a_checkpoint_rebuilds_its_learner_without_the_env(tmp_path):
     """Evaluation and export take a run's learner from its checkpoint alone: the
     discrete speaker and the continuous mover come back acting as trained."""
-    trainer = start(signal_config(total_steps=2_000), tmp_path, quiet=True)
-    try:
+    with start(signal_config(total_steps=2_000), tmp_path, quiet=True) as trainer:
         trainer.train_one_update()
         path = trainer.save_checkpoint()
         obs, _ = trainer.env.reset(seed=5)
         expected, _ = trainer.learner.act(obs, deterministic=True)
-    finally:
-        trainer.close()
     learner = ckpt.load_learner(path)
     assert [spec.kind for spec in learner.action_specs] == ["discrete", "box"]
     got, _ = learner.act(obs, deterministic=True)
@@ -224,14 +192,11 @@ def test_a_checkpoint_rebuilds_its_learner_without_the_env(tmp_path):
 def test_worker_processes_keep_each_agents_own_action_space(tmp_path):
     """Split over simulator workers, the speaker still chooses among discrete
     signals and the mover still moves continuously."""
-    trainer = start(signal_config(total_steps=2_000, workers=2), tmp_path, quiet=True)
-    try:
+    with start(signal_config(total_steps=2_000, workers=2), tmp_path, quiet=True) as trainer:
         assert trainer.env.num_workers == 2
         assert [spec.kind for spec in trainer.learner.action_specs] == ["discrete", "box"]
         assert trainer.env.obs_dims == [2, 3]
         metrics = trainer.train_one_update()
-    finally:
-        trainer.close()
     assert np.isfinite(metrics["losses/value_loss"])
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -12,6 +11,7 @@ pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]
 pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
 
 import torch
+from training_fixtures import straight_and_resumed
 
 from mappo_training import checkpoint as ckpt
 from mappo_training.cli import main as swarm
@@ -53,31 +53,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, overlap, workers):
     last update; resuming must learn from exactly that one. With workers, each
     worker acts for its arenas with its own RNG, whose state the checkpoint keeps."""
     cfg = tiny_config(f"run.overlap={str(overlap).lower()}", f"run.workers={workers}")
-    straight = start(cfg, tmp_path / "straight", quiet=True)
-    try:
-        straight.train_one_update()
-        straight.save_checkpoint()
-        # Two more: the second learns from the rollout collected (with the
-        # restored RNGs) during the first.
-        straight.train_one_update()
-        straight.train_one_update()
-        expected = learner_params(straight)
-    finally:
-        straight.close()
-
-    # A second run folder holding only the first checkpoint: resume from it.
-    resumed_dir = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "straight", resumed_dir)
-    for extra in sorted((resumed_dir / "checkpoints").glob("update_*.pt"))[1:]:
-        extra.unlink()
-    again = resume(resumed_dir, quiet=True)
-    try:
-        assert again.update == 1
-        again.train_one_update()
-        again.train_one_update()
-        got = learner_params(again)
-    finally:
-        again.close()
+    expected, got, _ = straight_and_resumed(cfg, tmp_path, learner_params)
     assert len(got) == len(expected)
     for a, b in zip(got, expected, strict=True):
         assert torch.equal(a, b), "resumed run diverged from the uninterrupted one"
@@ -100,31 +76,22 @@ def test_full_run_writes_logs_checkpoints_and_curves(tmp_path):
 
 
 def test_corrupt_checkpoint_is_refused_and_an_older_one_used(tmp_path):
-    trainer = start(tiny_config(), tmp_path, quiet=True)
-    try:
+    with start(tiny_config(), tmp_path, quiet=True) as trainer:
         trainer.train_one_update()
         trainer.save_checkpoint()
         trainer.train_one_update()
         newest = trainer.save_checkpoint()
-    finally:
-        trainer.close()
     newest.write_bytes(b"not a checkpoint")
     with pytest.raises(ckpt.CheckpointError, match="corrupt"):
         ckpt.load(newest)
-    again = resume(tmp_path, quiet=True)
-    try:
+    with resume(tmp_path, quiet=True) as again:
         assert again.update == 1, "falls back to the newest readable checkpoint"
-    finally:
-        again.close()
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
-    trainer = start(tiny_config(), tmp_path, quiet=True)
-    try:
+    with start(tiny_config(), tmp_path, quiet=True) as trainer:
         trainer.train_one_update()
         path = trainer.save_checkpoint()
-    finally:
-        trainer.close()
     with pytest.raises(ckpt.CheckpointError, match="config hash") as refused:
         ckpt.load(path, expect_config_hash="0000000000000000")
     # ... and says how to keep what it learned.
@@ -132,13 +99,10 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
 
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path):
-    trainer = start(tiny_config("run.keep_checkpoints=2"), tmp_path, quiet=True)
-    try:
+    with start(tiny_config("run.keep_checkpoints=2"), tmp_path, quiet=True) as trainer:
         for _ in range(3):
             trainer.train_one_update()
             trainer.save_checkpoint()
-    finally:
-        trainer.close()
     kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("update_*.pt"))
     assert kept == ["update_000002.pt", "update_000003.pt"]
     assert (tmp_path / "latest.pt").is_file()
@@ -198,26 +162,20 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
 
 
 def test_warm_start_copies_actor_weights_from_a_run_or_an_exported_model(tmp_path):
-    source = start(tiny_config(), tmp_path / "source", quiet=True)
-    try:
+    with start(tiny_config(), tmp_path / "source", quiet=True) as source:
         source.train_one_update()
         source.save_checkpoint()
         expected = {
             name: p.detach().clone() for name, p in source.learner.actor_for(0).named_parameters()
         }
-    finally:
-        source.close()
     assert swarm(["export", str(tmp_path / "source"), "--out", str(tmp_path / "model")]) == 0
     for origin in (tmp_path / "source", tmp_path / "model"):
         # Twice the robots: the shared actor carries over, the critic starts fresh.
         cfg = tiny_config("sim.num_robots=4", f"run.init_actor_from={origin}", "algo.init_std=0.5")
-        warm = start(cfg, tmp_path / f"warm-{origin.name}", quiet=True)
-        try:
+        with start(cfg, tmp_path / f"warm-{origin.name}", quiet=True) as warm:
             actor = warm.learner.actor_for(0)
             got = {name: p.detach() for name, p in actor.named_parameters()}
             std = actor.action_std().detach()
-        finally:
-            warm.close()
         assert got.keys() == expected.keys()
         for name in got.keys() - {"log_std"}:
             assert torch.equal(got[name], expected[name]), name
@@ -228,18 +186,14 @@ def test_warm_start_copies_actor_weights_from_a_run_or_an_exported_model(tmp_pat
 def test_warm_start_adds_the_agent_id_without_changing_how_robots_drive(tmp_path):
     """A policy trained without the agent id can seed one with it (to break the
     symmetry of identical robots): at the start every id drives like the source."""
-    source = start(tiny_config(), tmp_path / "source", quiet=True)
-    try:
+    with start(tiny_config(), tmp_path / "source", quiet=True) as source:
         source.train_one_update()
         source.save_checkpoint()
         obs = torch.randn(5, source.learner.slot_for(0).obs_dim)
         with torch.no_grad():
             expected = source.learner.actor_for(0)(source.learner.agent_input(0, obs))
-    finally:
-        source.close()
     cfg = tiny_config("algo.agent_id=onehot", f"run.init_actor_from={tmp_path / 'source'}")
-    warm = start(cfg, tmp_path / "warm", quiet=True)
-    try:
+    with start(cfg, tmp_path / "warm", quiet=True) as warm:
         learner = warm.learner
         assert learner.slot_for(0).in_dim == learner.slot_for(0).obs_dim + 2
         with torch.no_grad():
@@ -250,16 +204,11 @@ def test_warm_start_adds_the_agent_id_without_changing_how_robots_drive(tmp_path
         warm.train_one_update()
         first = learner.actor_for(0).trunk[0].weight
         assert first[:, -2:].abs().sum() > 0
-    finally:
-        warm.close()
 
 
 def test_warm_start_from_another_observation_layout_is_refused(tmp_path):
-    source = start(tiny_config(), tmp_path / "source", quiet=True)
-    try:
+    with start(tiny_config(), tmp_path / "source", quiet=True) as source:
         source.save_checkpoint()
-    finally:
-        source.close()
     cfg = tiny_config("sim.num_beams=36", f"run.init_actor_from={tmp_path / 'source'}")
     with pytest.raises(ConfigError, match="does not fit actor 0"):
         start(cfg, tmp_path / "warm", quiet=True)

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import write_policy
 
 from swarm_contract.config import ConfigError
 from swarm_controller.fleet import (
@@ -23,14 +24,6 @@ from swarm_controller.fleet import (
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_FLEET = REPO / "launch" / "fleet_example.yaml"
-
-
-def write_policy(folder: Path, robots: int) -> Path:
-    """A models/<name> folder with robot_<i>.onnx files (content is not read here)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(robots):
-        (folder / f"robot_{i}.onnx").write_bytes(b"onnx")
-    return folder
 
 
 def test_a_simulated_swarm_is_the_bridge_and_one_policy_node_per_bridge_namespace(tmp_path):

@@ -427,10 +427,6 @@ class ObservationBuilder:
         else:
             self._history = np.concatenate([beams[None], self._history[:-1]], axis=0)
 
-    @property
-    def has_scan(self) -> bool:
-        return self._history is not None
-
     def observation(self, pose, goal_xy, linear: float, angular: float) -> np.ndarray:
         if self._history is None:
             raise RuntimeError("no scan yet: call add_scan first")

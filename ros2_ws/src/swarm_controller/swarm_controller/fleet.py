@@ -82,11 +82,6 @@ class NodeSpec:
     `parameters`, which override them."""
 
     @property
-    def module(self) -> str:
-        """The Python module that runs this node (`python -m <module>`)."""
-        return f"{self.package}.{self.executable}"
-
-    @property
     def label(self) -> str:
         """A short unique name for logs and messages: `robot_0.policy_node`."""
         ns = self.namespace.strip("/").replace("/", ".")
@@ -118,7 +113,7 @@ class NodeSpec:
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The command line that starts this node without a ROS distro."""
-        return [python, "-m", self.module, *self.ros_arguments()]
+        return [python, "-m", f"{self.package}.{self.executable}", *self.ros_arguments()]
 
 
 def ros_value(value: Any) -> str:
@@ -327,7 +322,8 @@ def fleet_node_specs(
             raise ConfigError(f"{where}.agent={agent}: must be >= 0")
         remappings = check_remappings(robot.remappings, where)
         try:
-            path = policy_for_robot(_resolve(policy, base), agent)
+            # pathlib: an absolute policy path replaces `base`.
+            path = policy_for_robot(base / Path(policy).expanduser(), agent)
         except ConfigError as err:
             raise ConfigError(f"{where} ({robot.namespace}): {err}") from None
         params = {
@@ -446,11 +442,6 @@ def parse_count(text: str, name: str) -> int:
     if value < 0:
         raise ConfigError(f"launch argument {name}:={text!r} must be a whole number >= 0")
     return value
-
-
-def _resolve(policy: str, base: Path) -> Path:
-    path = Path(policy).expanduser()
-    return path if path.is_absolute() else base / path
 
 
 # --------------------------------------------------------------------------- #

@@ -12,26 +12,15 @@ not a robot one.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 
+from swarm_contract.onnx_policy import weights_sha256
 from swarm_contract.robot_io import Contract
 
 OPSET = 17
-
-
-def exporter_weights_sha256(model) -> str:
-    """The weights hash exactly as `swarm export` defines it (numpy bytes per
-    initializer, in graph order), computed from an onnx ModelProto."""
-    from onnx import numpy_helper
-
-    digest = hashlib.sha256()
-    for init in model.graph.initializer:
-        digest.update(np.ascontiguousarray(numpy_helper.to_array(init)).tobytes())
-    return digest.hexdigest()
 
 
 class PolicyModels:
@@ -83,7 +72,7 @@ class PolicyModels:
             "policy.run_id": run_id,
             "policy.config_hash": "0" * 12,
             "policy.name": policy_name,
-            "policy.weights_sha256": exporter_weights_sha256(model),
+            "policy.weights_sha256": weights_sha256(model.SerializeToString()),
             **(metadata or {}),
         }
         for key, value in meta.items():

@@ -61,12 +61,7 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
@@ -80,18 +75,18 @@ from mappo_training.sim.scenarios import (
     PlacementError,
     default_max_steps,
     draw_layout,
-    required_arena_size,
+    fitted_arena_size,
 )
 from swarm_contract import robot_io
 from swarm_contract.config import ConfigError
 from swarm_controller.ros_parameters import declare_parameters
+from swarm_ops.rosclient import latched_qos
 from swarm_ops.sim_bridge_config import (
     EVENTS_TOPIC,
     MARKERS_TOPIC,
     NODE_NAME,
     PARAMETERS,
     RESET_SERVICE,
-    BridgeSettings,
     build_sim_config,
     settings_from_parameters,
 )
@@ -137,14 +132,8 @@ class SimulatedArena:
 
         self.cfg = cfg
         self.profile = profile or cfg.robot_profile()
-        if cfg.min_separation <= 2 * self.profile.radius:
-            raise ConfigError(
-                f"sim.min_separation={cfg.min_separation}: robots of profile"
-                f" {self.profile.name!r} (radius {self.profile.radius} m) need more than"
-                f" {2 * self.profile.radius:.3f} m between centres"
-            )
         self.num_robots = cfg.num_robots
-        self.arena_size = required_arena_size(cfg, self.profile.radius)
+        self.arena_size = fitted_arena_size(cfg, self.profile)
         self.max_steps = default_max_steps(
             cfg, self.arena_size, self.profile.max_linear, self.profile.control_period
         )
@@ -180,8 +169,7 @@ class SimulatedArena:
         self.episodes.start(0, layout)
         # Commands sent during the last episode must not drive the new one:
         # a policy has to see its new goal before it moves.
-        self._command[:] = 0.0
-        self._command_time[:] = -math.inf
+        self._drop_commands()
         self._touching_robot[:] = False
         self._touching_static[:] = False
         self._rejected_commands = 0
@@ -202,8 +190,7 @@ class SimulatedArena:
         """Stop the robots and score the episode; the episode_end event."""
         self.running = False
         self.episodes_ended += 1
-        self._command[:] = 0.0
-        self._command_time[:] = -math.inf
+        self._drop_commands()
         return self.event("episode_end", reason=reason, **self.summary())
 
     def summary(self) -> dict[str, Any]:
@@ -275,10 +262,13 @@ class SimulatedArena:
         end = self.end_episode(reason) if reason else None
         return StepOutcome(events, end)
 
-    def halt(self) -> None:
-        """Zero every robot's command and velocity, without scoring (for shutdown)."""
+    def _drop_commands(self) -> None:
         self._command[:] = 0.0
         self._command_time[:] = -math.inf
+
+    def halt(self) -> None:
+        """Zero every robot's command and velocity, without scoring (for shutdown)."""
+        self._drop_commands()
         self.world.set_twists(np.zeros((1, self.num_robots, 2)))
         self.world.advance()  # with zero twists nothing moves; velocities read 0
 
@@ -448,7 +438,7 @@ class SimBridgeNode(Node):
                 "parameter use_sim_time=true: the sim bridge is the source of /clock and steps"
                 " on the wall clock; leave it false here and set it on the policy nodes"
             )
-        self.settings = self._declare_parameters()
+        self.settings = settings_from_parameters(declare_parameters(self, PARAMETERS))
         cfg = build_sim_config(self.settings)
         self.arena = SimulatedArena(cfg, self.settings.seed, self.settings.cmd_timeout)
         profile = self.arena.profile
@@ -459,11 +449,7 @@ class SimBridgeNode(Node):
         self._step_count = 0
 
         sensor_qos = qos_profile_sensor_data
-        latched = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+        latched = latched_qos()
         # Best effort accepts both reliable and best-effort publishers, and
         # only the newest command matters anyway.
         command_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -499,12 +485,7 @@ class SimBridgeNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         # Events keep a history so a scorer started a moment late still sees
         # the episode_start it needs.
-        events_qos = QoSProfile(
-            depth=100,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
-        self._events_pub = self.create_publisher(String, EVENTS_TOPIC, events_qos)
+        self._events_pub = self.create_publisher(String, EVENTS_TOPIC, latched_qos(100))
         self._markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, latched)
         self._reset_srv = self.create_service(Trigger, RESET_SERVICE, self._on_reset)
         self.add_post_set_parameters_callback(self._after_parameters_set)
@@ -525,9 +506,6 @@ class SimBridgeNode(Node):
         )
 
     # -- parameters ---------------------------------------------------------- #
-
-    def _declare_parameters(self) -> BridgeSettings:
-        return settings_from_parameters(declare_parameters(self, PARAMETERS))
 
     def _after_parameters_set(self, parameters: list[Parameter]) -> None:
         # Ranges and read-only flags were checked by the descriptors; here

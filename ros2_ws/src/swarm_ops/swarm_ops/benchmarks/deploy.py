@@ -191,7 +191,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training.evaluate import evaluate_model_dir
+    from mappo_training.evaluate import evaluate
     from mappo_training.sim import SimConfig
     from mappo_training.sim.episodes import summarize
     from swarm_contract.config import ConfigError, from_dict
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     sim = score_layouts(policy, cfg, [layouts[i] for i in indices])
     sim_wall = time.perf_counter() - began
-    evaluated = evaluate_model_dir(
+    evaluated = evaluate(
         policy,
         episodes=args.episodes,
         scenario=args.scenario_used,
