@@ -8,6 +8,7 @@ test_sim_bridge_ros.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -18,7 +19,7 @@ pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip insta
 pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
 pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
 
-import ros_sim_helpers  # noqa: F401  (makes swarm_controller importable from the tree)
+import ros_sim_helpers
 import yaml
 from builtin_interfaces.msg import Time
 from visualization_msgs.msg import Marker
@@ -170,6 +171,21 @@ def test_an_episode_without_arrivals_is_reported_as_strict_json(make_arena):
     parsed = json.loads(event_json(end), parse_constant=refuse)
     assert parsed["time_to_goal"] is None and parsed["path_efficiency"] is None
     assert parsed["type"] == "episode_end" and parsed["robot"] is None
+
+
+def test_episode_start_carries_the_obstacles_a_watcher_draws(make_arena):
+    from swarm_ops.watch import SwarmWatcher
+
+    base = two_robot_layout()
+    obstacles = (Obstacle("cylinder", 0.0, -1.0, radius=0.2), Obstacle("box", -1.0, 1.0, yaw=0.3))
+    layout = ArenaLayout(base.arena_size, base.starts, base.goals, obstacles, robot_radius=R)
+    arena = make_arena(SimConfig(num_robots=2, arena_size=3.0))
+    start = json.loads(event_json(arena.start_episode(layout)))
+    end = json.loads(event_json(arena.end_episode("reset")))
+    watcher = SwarmWatcher.__new__(SwarmWatcher)  # its recording, without a ROS node
+    watcher.events, watcher.tracks, watcher._lock = [start, end], [], contextlib.nullcontext()
+    drawn = watcher.recording(start["episode"], R, period=0.1)["layout"]
+    assert drawn.obstacles == obstacles
 
 
 def test_markers_show_walls_obstacles_robots_and_goals(make_arena):

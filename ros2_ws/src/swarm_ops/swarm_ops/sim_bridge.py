@@ -25,7 +25,7 @@ driver's invalid readings).
 EVENT TYPES (every event has "type", "robot" (null for the swarm), "t" (sim
 seconds) and "episode"):
 
-    episode_start  starts and goals of the new layout, scenario, arena size
+    episode_start  starts, goals and obstacles of the new layout, scenario, arena size
     arrival        a robot came within goal_tolerance of its goal; it parks
     collision      a robot started touching something ("with": "robot" or "static");
                    one event per contact, however many steps it lasts
@@ -49,7 +49,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -184,6 +184,8 @@ class SimulatedArena:
             goal_tolerance=self.cfg.goal_tolerance,
             starts=starts.round(4).tolist(),
             goals=goals.round(4).tolist(),
+            # So a watcher can draw the episode as the robots met it.
+            obstacles=[asdict(o) for o in layout.obstacles],
         )
 
     def end_episode(self, reason: str) -> dict[str, Any]:
