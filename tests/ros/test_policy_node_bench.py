@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +31,23 @@ def test_bench_node_reports_latency_and_missed_ticks_as_json(ros_domain):
     assert result["swaps"] == 4 and result["swaps_accepted"] == 4
     assert isinstance(result["missed_ticks"], int) and result["missed_ticks"] >= 0
     assert all(math.isfinite(v) for v in result.values())
+
+
+def test_bench_node_with_a_refused_policy_fails_and_keeps_the_log_that_says_why(
+    ros_domain, tmp_path
+):
+    broken = tmp_path / "robot_0.onnx"
+    broken.write_bytes(b"not an onnx model")
+    done = subprocess.run(
+        [sys.executable, "-m", "mappo_training.cli", "bench", "node", "--policy", str(broken)]
+        + ["--messages", "10", "--swaps", "1", "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "the policy node did not come up within 3 s; see " in last
+    log = Path(last.split("; see ")[1])
+    assert "refused" in log.read_text()
+    shutil.rmtree(log.parent)  # what the bench kept for the reader

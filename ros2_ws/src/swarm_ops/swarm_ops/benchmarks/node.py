@@ -85,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
             floor = _measure_latency(driver, launcher, args, say, policy=None)
             latency = _measure_latency(driver, launcher, args, say, policy=first)
             swaps = _measure_swaps(driver, (first, second), launcher, args, say)
-    finally:
+    except BaseException:
+        # The error names a node log in here: keep it for the reader.
+        print(f"node logs kept in {workdir}", file=sys.stderr)
+        raise
+    else:
         shutil.rmtree(workdir, ignore_errors=True)
+    finally:
         domain_lock.close()
     result = {
         "latency_p50_ms": round(float(np.percentile(latency, 50)) * 1e3, 4),
@@ -177,7 +182,7 @@ def _measure_latency(driver, launcher, args, say, *, policy: Path | None) -> np.
     log = launcher.log_path(spec)
     node = launcher.start(spec, note="latency")
     try:
-        driver.wait_ready(args.timeout, policy_node=policy is not None)
+        driver.wait_ready(args.timeout, log, policy_node=policy is not None)
         warm_up = min(200, args.messages)
         latencies = driver.ping_scans(args.messages + warm_up)[warm_up:]
     finally:
@@ -206,7 +211,7 @@ def _measure_swaps(driver, files: tuple[Path, Path], launcher, args, say) -> dic
     )
     node = launcher.start(spec, note="swaps")
     try:
-        driver.wait_ready(args.timeout)
+        driver.wait_ready(args.timeout, launcher.log_path(spec))
         driver.start_feed()
         time.sleep(0.5)  # steady state before the swaps
         started = time.monotonic()
@@ -319,7 +324,7 @@ class _Driver:
 
     # -- phases ---------------------------------------------------------------- #
 
-    def wait_ready(self, timeout: float, policy_node: bool = True) -> None:
+    def wait_ready(self, timeout: float, log: Path, policy_node: bool = True) -> None:
         """Until the node (its policy announced) and every topic it uses are matched."""
         self._active.clear()
         deadline = time.monotonic() + timeout
@@ -340,7 +345,8 @@ class _Driver:
 
         while not ready():
             if time.monotonic() > deadline:
-                raise SystemExit(f"the policy node did not come up within {timeout:g} s")
+                what = "policy node" if policy_node else "bare rclpy echo"
+                raise SystemExit(f"the {what} did not come up within {timeout:g} s; see {log}")
             time.sleep(0.02)
         self.goal_pub.publish(self.goal)
         self.odom_pub.publish(self.odom)

@@ -1,0 +1,446 @@
+"""Load one robot's exported ONNX policy, refuse anything unsafe, and run it.
+
+This is the robot-side half of the model format that `swarm export` writes
+(`robot_<i>.onnx`: input "obs" float32 [batch, obs_dim], output "cmd_vel"
+float32 [batch, 2] in m/s and rad/s, the observation contract and provenance
+in `metadata_props`). A model is only handed to a robot after every check
+below has passed; each refusal is a `PolicyRejected` that names the file and
+the reason, so an operator swapping policies on a fleet reads *why* at once.
+
+Checks, in order: the file exists (and lies inside an allowed folder, after
+resolving symlinks); onnxruntime can load it; the metadata holds the contract
+and provenance keys; the weights hash matches `policy.weights_sha256`; the
+graph takes only the robot's own observation and returns cmd_vel; the
+contract fits the robot's; a warm-up inference is finite and inside limits.
+
+Needs numpy and onnxruntime only (no torch, no onnx package, no rclpy): the
+weights hash is computed by reading the protobuf wire format directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from swarm_contract.robot_io import Contract, ContractMismatch
+
+INPUT_NAME = "obs"
+OUTPUT_NAME = "cmd_vel"
+POLICY_KEYS = (
+    "policy.agent_id",
+    "policy.run_id",
+    "policy.config_hash",
+    "policy.weights_sha256",
+    "policy.name",
+)
+# Relative slack on the speed limits: float32 rounding of max*tanh(x) may land
+# one ulp above the limit, which is not a policy asking for more speed.
+LIMIT_SLACK = 1e-5
+
+
+class PolicyRejected(ValueError):
+    """A model was refused; the message says which file and why."""
+
+
+class OnnxPolicy:
+    """A validated ONNX policy for one robot: observation(s) in, (v, w) out.
+
+    Build it with `OnnxPolicy.load`. `infer` is safe to call from several
+    threads, but the node calls it from its control callbacks only.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        session,
+        contract: Contract,
+        metadata: dict[str, str],
+        sha256: str,
+    ) -> None:
+        self.path = path
+        self.contract = contract
+        self.metadata = dict(metadata)
+        self.sha256 = sha256
+        """sha256 of the whole file, as `sha256sum` prints it."""
+        self.weights_sha256 = metadata["policy.weights_sha256"]
+        self.agent_id = int(metadata["policy.agent_id"])
+        self.name = metadata["policy.name"]
+        self.run_id = metadata["policy.run_id"]
+        self.load_time = 0.0
+        """Seconds that loading and every check took (set by `load`)."""
+        self.loaded_at = 0.0
+        """Unix time at which the policy passed its checks."""
+        self._session = session
+        self._outputs = [OUTPUT_NAME]
+        # The node calls infer every tick with one observation: reuse one
+        # input buffer and feed dict instead of allocating per call.
+        self._single = np.zeros((1, contract.obs_dim), dtype=np.float32)
+        self._single_feed = {INPUT_NAME: self._single}
+        self._single_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ #
+    # Loading and validation.
+    # ------------------------------------------------------------------ #
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        robot_contract: Contract | None = None,
+        allowed_dirs: Sequence[str | Path] | None = None,
+    ) -> OnnxPolicy:
+        """Load and check a policy file; raise `PolicyRejected` on any problem.
+
+        robot_contract: the contract this robot's sensors and code offer; the
+            model's must fit it (speed limits may differ: the robot clamps to
+            its own). None skips the check (the first model defines it).
+        allowed_dirs: when given, the file (symlinks resolved) must lie inside
+            one of these folders; None allows any folder.
+        """
+        started = time.perf_counter()
+        shown = str(path)
+
+        def refuse(reason: str) -> PolicyRejected:
+            return PolicyRejected(f"policy {shown} refused: {reason}")
+
+        resolved = _existing_file(Path(path), refuse)
+        if allowed_dirs is not None:
+            _check_inside(resolved, allowed_dirs, refuse)
+        blob = resolved.read_bytes()
+        session = _open_session(blob, refuse)
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        contract = _contract_from(metadata, refuse)
+        _check_provenance(metadata, refuse)
+        try:
+            weights = weights_sha256(blob)
+        except ValueError as err:
+            raise refuse(str(err)) from None
+        if weights != metadata["policy.weights_sha256"]:
+            raise refuse(
+                f"weights sha256 is {weights[:16]}..., metadata policy.weights_sha256 says"
+                f" {metadata['policy.weights_sha256'][:16]}...: the weights were changed after"
+                " export (or the file is damaged); re-export it with `swarm export`"
+            )
+        _check_graph_io(session, contract, refuse)
+        if robot_contract is not None:
+            try:
+                contract.check_fits(robot_contract)
+            except ContractMismatch as err:
+                raise refuse(str(err)) from None
+
+        policy = cls(
+            path=resolved,
+            session=session,
+            contract=contract,
+            metadata=metadata,
+            sha256=hashlib.sha256(blob).hexdigest(),
+        )
+        policy._warm_up(refuse)
+        policy.load_time = time.perf_counter() - started
+        policy.loaded_at = time.time()
+        return policy
+
+    def _warm_up(self, refuse) -> None:
+        """Run the single-observation path on probe observations; check the output.
+
+        Also pays onnxruntime's first-run costs here, off the control path.
+        """
+        c = self.contract
+        beams = c.num_beams * c.scan_stack
+        probes = {
+            "open space, goal straight ahead, standing still": np.concatenate(
+                [np.ones(beams), [1.0, 1.0, 0.0, 0.0, 0.0]]
+            ),
+            "walls touching all round, at the goal": np.concatenate(
+                [np.zeros(beams), [0.0, 1.0, 0.0, 0.0, 0.0]]
+            ),
+        }
+        for name, obs in probes.items():
+            try:
+                cmd = self.infer(obs.astype(np.float32))
+            except Exception as err:  # onnxruntime raises its own error types
+                raise refuse(f"warm-up inference failed on '{name}': {err}") from None
+            v, w = float(cmd[0]), float(cmd[1])
+            if not (math.isfinite(v) and math.isfinite(w)):
+                raise refuse(f"warm-up on '{name}' gave non-finite cmd_vel ({v}, {w})")
+            if abs(v) > c.max_linear * (1 + LIMIT_SLACK) or abs(w) > c.max_angular * (
+                1 + LIMIT_SLACK
+            ):
+                raise refuse(
+                    f"warm-up on '{name}' gave cmd_vel ({v:.4g} m/s, {w:.4g} rad/s) outside the"
+                    f" model's limits (+-{c.max_linear} m/s, +-{c.max_angular} rad/s);"
+                    " the exported graph must scale and clip its output"
+                )
+
+    # ------------------------------------------------------------------ #
+    # Inference.
+    # ------------------------------------------------------------------ #
+
+    def infer(self, obs: np.ndarray) -> np.ndarray:
+        """(obs_dim,) -> (2,) or (B, obs_dim) -> (B, 2): cmd_vel as (v m/s, w rad/s)."""
+        obs = np.asarray(obs)
+        dim = self.contract.obs_dim
+        if obs.shape == (dim,):
+            with self._single_lock:
+                self._single[0] = obs
+                return self._session.run(self._outputs, self._single_feed)[0][0]
+        if obs.ndim == 2 and obs.shape[1] == dim:
+            batch = np.ascontiguousarray(obs, dtype=np.float32)
+            return self._session.run(self._outputs, {INPUT_NAME: batch})[0]
+        raise ValueError(
+            f"observation shape {obs.shape} does not fit policy {self.path.name}:"
+            f" expected ({dim},) or (batch, {dim})"
+        )
+
+    def summary(self) -> dict[str, object]:
+        """What is driving: for logs, the node's `~/active_policy` and `swarm` output."""
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "weights_sha256": self.weights_sha256,
+            "name": self.name,
+            "run_id": self.run_id,
+            "agent_id": self.agent_id,
+            "contract_version": self.contract.contract_version,
+            "contract_digest": self.contract.digest(),
+            "load_time_s": round(self.load_time, 6),
+            "loaded_at": self.loaded_at,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxPolicy({str(self.path)!r}, agent_id={self.agent_id}, sha256={self.sha256[:12]})"
+        )
+
+
+# ---------------------------------------------------------------------- #
+# The individual checks.
+# ---------------------------------------------------------------------- #
+
+
+def _existing_file(path: Path, refuse) -> Path:
+    if not path.exists():
+        raise refuse("no such file; give the path of a robot_<i>.onnx written by `swarm export`")
+    if not path.is_file():
+        raise refuse("not a regular file; give the path of a robot_<i>.onnx file")
+    return path.resolve()
+
+
+def _check_inside(resolved: Path, allowed_dirs: Sequence[str | Path], refuse) -> None:
+    roots = [Path(d).expanduser().resolve() for d in allowed_dirs]
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise refuse(
+            f"it resolves to {resolved}, outside the allowed policy folders"
+            f" {[str(r) for r in roots]}; copy it into one of them or extend the allowed list"
+        )
+
+
+def _open_session(blob: bytes, refuse):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # One thread, sequential: a robot's computer runs other nodes too, and a
+    # small MLP gains nothing from a thread pool but pays for its wake-ups.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    try:
+        # From bytes, not the path: what is checked is exactly what runs, even
+        # if someone rewrites the file in between.
+        return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises several unrelated types
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise refuse(f"onnxruntime cannot load it as an ONNX model ({first_line})") from None
+
+
+def _contract_from(metadata: dict[str, str], refuse) -> Contract:
+    try:
+        return Contract.from_metadata(metadata)
+    except (ContractMismatch, TypeError, ValueError) as err:
+        raise refuse(f"bad contract metadata: {err}") from None
+
+
+def _check_provenance(metadata: dict[str, str], refuse) -> None:
+    missing = [k for k in POLICY_KEYS if k not in metadata]
+    if missing:
+        raise refuse(
+            f"metadata lacks {missing}; a policy needs {list(POLICY_KEYS)} (written by `swarm export`)"
+        )
+    agent = metadata["policy.agent_id"]
+    try:
+        agent_id = int(json.loads(agent))
+    except (ValueError, TypeError):
+        agent_id = -1
+    if agent_id < 0 or str(agent_id) != agent.strip():
+        raise refuse(f"metadata policy.agent_id={agent!r} is not a robot index (0, 1, 2, ...)")
+
+
+def _check_graph_io(session, contract: Contract, refuse) -> None:
+    inputs = session.get_inputs()
+    described = [f"{i.name} {i.type} {i.shape}" for i in inputs]
+    if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+        raise refuse(
+            f"the graph takes inputs {described}; a robot's policy takes exactly one input"
+            f" '{INPUT_NAME}' (float32 [batch, {contract.obs_dim}]), its own observation."
+            " Anything else (e.g. the critic's global state) is not available on a robot"
+        )
+    obs = inputs[0]
+    width = obs.shape[-1] if len(obs.shape) == 2 else None
+    if obs.type != "tensor(float)" or width != contract.obs_dim:
+        raise refuse(
+            f"input '{INPUT_NAME}' is {obs.type} {obs.shape}; the contract needs"
+            f" tensor(float) [batch, {contract.obs_dim}]"
+            f" ({contract.scan_stack}x{contract.num_beams} beams + 5)"
+        )
+    outputs = {o.name: o for o in session.get_outputs()}
+    out = outputs.get(OUTPUT_NAME)
+    if out is None or out.type != "tensor(float)" or len(out.shape) != 2 or out.shape[1] != 2:
+        found = [f"{o.name} {o.type} {o.shape}" for o in outputs.values()]
+        raise refuse(
+            f"the graph outputs {found}; a policy must output '{OUTPUT_NAME}' as"
+            " tensor(float) [batch, 2] (v m/s, w rad/s)"
+        )
+
+
+# ---------------------------------------------------------------------- #
+# Weights hash, straight from the protobuf wire format.
+# ---------------------------------------------------------------------- #
+
+# ONNX protobuf field numbers (onnx.proto3).
+_MODEL_GRAPH = 7
+_GRAPH_INITIALIZER = 5
+_TENSOR_DATA_TYPE = 2
+_TENSOR_FLOAT_DATA = 4
+_TENSOR_INT32_DATA = 5
+_TENSOR_INT64_DATA = 7
+_TENSOR_NAME = 8
+_TENSOR_RAW_DATA = 9
+_TENSOR_DOUBLE_DATA = 10
+_TENSOR_DATA_LOCATION = 14
+# TensorProto.DataType values whose typed storage we can turn into raw bytes.
+_FLOAT, _INT32, _INT64, _DOUBLE = 1, 6, 7, 11
+
+
+def weights_sha256(model_bytes: bytes) -> str:
+    """sha256 of the initializers' raw little-endian bytes, concatenated in graph order.
+
+    Equal to hashing `numpy_helper.to_array(t).tobytes()` for each initializer,
+    which is what `swarm export` writes into `policy.weights_sha256`.
+    Raises ValueError for a file that is not an ONNX protobuf or keeps its
+    weights outside the file.
+    """
+    view = memoryview(model_bytes)
+    digest = hashlib.sha256()
+    graphs = [value for field, value in _fields(view) if field == _MODEL_GRAPH]
+    if not graphs:
+        raise ValueError("the file holds no ONNX graph")
+    for graph in graphs:
+        for field, value in _fields(graph):
+            if field == _GRAPH_INITIALIZER:
+                digest.update(_tensor_bytes(value))
+    return digest.hexdigest()
+
+
+def _tensor_bytes(tensor: memoryview) -> bytes:
+    data_type, name, raw, location = 0, "?", None, 0
+    typed: dict[int, list] = {}
+    for field, value in _fields(tensor):
+        if field == _TENSOR_DATA_TYPE:
+            data_type = value
+        elif field == _TENSOR_NAME:
+            name = bytes(value).decode(errors="replace")
+        elif field == _TENSOR_RAW_DATA:
+            raw = bytes(value)
+        elif field == _TENSOR_DATA_LOCATION:
+            location = value
+        elif field in (
+            _TENSOR_FLOAT_DATA,
+            _TENSOR_INT32_DATA,
+            _TENSOR_INT64_DATA,
+            _TENSOR_DOUBLE_DATA,
+        ):
+            typed.setdefault(field, []).append(value)
+    if location == 1:
+        raise ValueError(f"initializer {name!r} keeps its weights in an external file")
+    if raw is not None:
+        return raw
+    # Typed storage: packed (bytes) or one value per field occurrence (int/bytes).
+    if data_type == _FLOAT:
+        return _fixed(typed.get(_TENSOR_FLOAT_DATA, []), "<f4")
+    if data_type == _DOUBLE:
+        return _fixed(typed.get(_TENSOR_DOUBLE_DATA, []), "<f8")
+    if data_type in (_INT32, _INT64):
+        field = _TENSOR_INT32_DATA if data_type == _INT32 else _TENSOR_INT64_DATA
+        ints = []
+        for item in typed.get(field, []):
+            ints.extend(_varints(item) if isinstance(item, memoryview) else [item])
+        signed = [i - (1 << 64) if i >= 1 << 63 else i for i in ints]
+        return np.asarray(signed, dtype="<i4" if data_type == _INT32 else "<i8").tobytes()
+    if not typed:
+        return b""
+    raise ValueError(
+        f"initializer {name!r} (data type {data_type}) stores its values in a typed field;"
+        " export with raw_data (what torch.onnx.export and onnx.numpy_helper write)"
+    )
+
+
+def _fixed(items: list, dtype: str) -> bytes:
+    parts = []
+    for item in items:
+        if isinstance(item, memoryview):
+            parts.append(bytes(item))
+        else:  # unpacked: the field decoder already gave the fixed-width bytes
+            parts.append(item)
+    return np.frombuffer(b"".join(parts), dtype=dtype).tobytes()
+
+
+def _fields(buf: memoryview) -> Iterator[tuple[int, object]]:
+    """(field number, value) of one protobuf message; nested messages as memoryviews."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = bytes(buf[pos : pos + 8]), pos + 8
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + size], pos + size
+        elif wire == 5:
+            value, pos = bytes(buf[pos : pos + 4]), pos + 4
+        else:
+            raise ValueError(f"not an ONNX protobuf (wire type {wire} at byte {pos})")
+        if pos > end:
+            raise ValueError("not an ONNX protobuf (truncated field)")
+        yield field, value
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("not an ONNX protobuf (bad varint)")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _varints(packed: memoryview) -> list[int]:
+    values, pos = [], 0
+    while pos < len(packed):
+        value, pos = _varint(packed, pos)
+        values.append(value)
+    return values

@@ -1,0 +1,83 @@
+"""What the policy node tells operators: /diagnostics and ~/active_policy contents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from swarm_contract.onnx_policy import OnnxPolicy
+
+
+@dataclass
+class NodeCounters:
+    """Running totals shown on /diagnostics. Written by one thread each."""
+
+    ticks: int = 0
+    missed_ticks: int = 0
+    commands: int = 0
+    zero_commands: int = 0
+    non_finite_commands: int = 0
+    swaps_accepted: int = 0
+    swaps_rejected: int = 0
+    last_swap_error: str = ""
+    last_inference_s: float = 0.0
+    stale: list[str] = field(default_factory=list)
+
+
+def active_policy_json(policy: OnnxPolicy, namespace: str) -> str:
+    """JSON for the latched ~/active_policy topic: which model drives this robot."""
+    return json.dumps({"robot": namespace, **policy.summary()}, sort_keys=True)
+
+
+def diagnostic_status(
+    *,
+    node_name: str,
+    namespace: str,
+    lifecycle_state: str,
+    policy: OnnxPolicy | None,
+    hold_reason: str,
+    problem: str,
+    counters: NodeCounters,
+) -> DiagnosticStatus:
+    """One DiagnosticStatus for this robot's policy node.
+
+    Level: ERROR when the policy or the scans were refused, WARN while not
+    driving (unconfigured, inactive, holding for stale sensors or a goal), OK
+    while driving or parked at the goal.
+    """
+    if problem:
+        level, message = DiagnosticStatus.ERROR, problem
+    elif policy is None:
+        level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: no policy loaded"
+    elif lifecycle_state != "active":
+        level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: not driving"
+    elif counters.stale or (hold_reason and not hold_reason.startswith("at goal")):
+        level, message = DiagnosticStatus.WARN, f"holding: {hold_reason}"
+    else:
+        level, message = DiagnosticStatus.OK, hold_reason or "driving"
+    values = {
+        "lifecycle_state": lifecycle_state,
+        "policy_path": str(policy.path) if policy else "",
+        "policy_sha256": policy.sha256 if policy else "",
+        "policy_agent_id": str(policy.agent_id) if policy else "",
+        "last_inference_ms": f"{counters.last_inference_s * 1e3:.3f}",
+        "stale_sensors": ",".join(counters.stale),
+        "hold_reason": hold_reason,
+        "ticks": str(counters.ticks),
+        "missed_ticks": str(counters.missed_ticks),
+        "commands": str(counters.commands),
+        "zero_commands": str(counters.zero_commands),
+        "non_finite_commands": str(counters.non_finite_commands),
+        "swaps_accepted": str(counters.swaps_accepted),
+        "swaps_rejected": str(counters.swaps_rejected),
+        "last_swap_error": counters.last_swap_error,
+    }
+    return DiagnosticStatus(
+        level=level,
+        name=f"{namespace.rstrip('/')}/{node_name}: policy",
+        message=message,
+        hardware_id=namespace,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )

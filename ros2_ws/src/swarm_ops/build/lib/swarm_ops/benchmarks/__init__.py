@@ -1,0 +1,1 @@
+"""Benchmarks of the ROS side: `swarm bench node` and `swarm bench deploy`."""

@@ -1,0 +1,372 @@
+"""`swarm deploy`: start a deployment's ROS 2 nodes as processes, without a ROS distro.
+
+It starts exactly the node specs the launch files start (`swarm_controller.fleet`
+decides them), each as `python -m <package>.<node> --ros-args ...` through
+`node_processes`, with one log file per process in a run folder. A policy node that dies is started
+again after its respawn delay (like launch's `respawn=True`). Ctrl-C (SIGINT)
+or SIGTERM stops the deployment in order: policy nodes first, each sending its
+robot a zero command on the way out, then the sim bridge; a robot whose node
+could not say goodbye itself (it was killed) gets a zero command from here.
+
+    swarm deploy --sim --robots 4 --policy models/default
+    swarm deploy --fleet launch/fleet_example.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarm_contract.config import ConfigError
+from swarm_controller.fleet import POLICY_NODE, SIM_BRIDGE, NodeSpec
+from swarm_ops.node_processes import NodeLauncher, stop_processes
+
+DEFAULT_RUNS = Path("out/deploy")
+STOP_TIMEOUT = 10.0
+"""Seconds a node gets to exit after SIGINT before it is killed. 5 s was once
+too short in a fresh clone's test run: a policy node had sent its zero
+command and was still tearing down DDS when it was killed."""
+MAX_RESTARTS = 5
+"""A node that crashes more often than this is left down (something is wrong)."""
+
+
+@dataclass
+class NodeProcess:
+    """One supervised node: its spec, its current process and its log."""
+
+    spec: NodeSpec
+    log_path: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+    restart_at: float | None = None
+    """Monotonic time at which a crashed node is started again."""
+    finished: bool = False
+    """Ended and will not be restarted."""
+    stopped_cleanly: bool | None = None
+    """After stop(): whether the node exited by itself with code 0."""
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Deployment:
+    """Runs node specs as supervised processes: start, respawn, ordered stop.
+
+    Use as a context manager; `poll()` regularly (it restarts crashed nodes
+    that may respawn and returns the nodes that ended for good).
+    """
+
+    def __init__(
+        self,
+        specs: list[NodeSpec],
+        run_dir: Path,
+        *,
+        python: str = sys.executable,
+        say: Callable[[str], None] = print,
+        max_restarts: int = MAX_RESTARTS,
+    ) -> None:
+        labels = [s.label for s in specs]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ConfigError(f"two nodes would run as {duplicates}; namespaces must differ")
+        self.run_dir = Path(run_dir)
+        # ROS file logs go into the run folder too, instead of ~/.ros/log.
+        self.launcher = NodeLauncher(self.run_dir, python=python)
+        self.say = say
+        self.max_restarts = max_restarts
+        self.nodes = [NodeProcess(s, self.launcher.log_path(s)) for s in specs]
+        self.stopping = False
+
+    # -- start ---------------------------------------------------------------- #
+
+    def __enter__(self) -> Deployment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Write the run folder's node list and start every node."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        listing = [
+            f"{n.spec.label}: {' '.join(self.launcher.command(n.spec))}\n  log: {n.log_path}"
+            for n in self.nodes
+        ]
+        (self.run_dir / "nodes.txt").write_text("\n".join(listing) + "\n")
+        # The bridge first, so the first scans are there when policy nodes come up.
+        for node in sorted(self.nodes, key=lambda n: n.spec.executable != SIM_BRIDGE):
+            self._spawn(node)
+
+    def _spawn(self, node: NodeProcess) -> None:
+        which = f"restart {node.restarts}" if node.restarts else "start"
+        node.process = self.launcher.start(node.spec, note=which)
+        node.restart_at = None
+
+    # -- supervise -------------------------------------------------------------- #
+
+    def poll(self) -> list[NodeProcess]:
+        """Restart crashed nodes that respawn; return nodes that are down for good."""
+        now = time.monotonic()
+        down = []
+        for node in self.nodes:
+            if node.process is None or node.finished or self.stopping:
+                continue
+            code = node.process.poll()
+            if code is None:
+                continue
+            if node.restart_at is None:
+                node.exit_codes.append(code)
+                if node.spec.respawn and node.restarts < self.max_restarts:
+                    node.restart_at = now + node.spec.respawn_delay
+                    self.say(
+                        f"{node.spec.label} exited (code {code}); restarting in"
+                        f" {node.spec.respawn_delay:g} s (see {node.log_path})"
+                    )
+                else:
+                    if node.spec.respawn:
+                        self.say(
+                            f"{node.spec.label} exited (code {code}) after"
+                            f" {node.restarts} restarts; leaving it down (see {node.log_path})"
+                        )
+                    down.append(node)
+                    node.finished = True
+                    continue
+            if node.restart_at is not None and now >= node.restart_at:
+                node.restarts += 1
+                self._spawn(node)
+                self.say(f"{node.spec.label} restarted (pid {node.pid})")
+        return down
+
+    def node(self, label: str) -> NodeProcess:
+        for n in self.nodes:
+            if n.spec.label == label:
+                return n
+        raise KeyError(f"no node {label!r}; running: {[n.spec.label for n in self.nodes]}")
+
+    # -- stop ------------------------------------------------------------------ #
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Policy nodes first (each sends a zero command), then everything else."""
+        if self.stopping:
+            return
+        self.stopping = True
+        policies = [n for n in self.nodes if n.spec.executable == POLICY_NODE]
+        others = [n for n in self.nodes if n.spec.executable != POLICY_NODE]
+        self._stop_group(policies, timeout)
+        unclean = [n.spec for n in policies if n.stopped_cleanly is False]
+        if unclean:
+            send_zero_commands(unclean, say=self.say)
+        self._stop_group(others, timeout)
+
+    def _stop_group(self, nodes: list[NodeProcess], timeout: float) -> None:
+        live = [n for n in nodes if n.running]
+        for n in nodes:
+            if not n.running:
+                # A node that crashed (or waits to respawn) never sent its zero.
+                ended = n.process is not None and n.process.returncode == 0
+                n.stopped_cleanly = ended and n.restart_at is None
+        codes = stop_processes([n.process for n in live], timeout)
+        for n, code in zip(live, codes, strict=True):
+            if code is None:
+                self.say(f"{n.spec.label} did not stop within {timeout:g} s; killing it")
+            n.stopped_cleanly = code == 0
+            n.exit_codes.append(n.process.returncode)
+
+
+def send_zero_commands(specs: list[NodeSpec], *, say: Callable[[str], None] = print) -> None:
+    """Publish a zero velocity on each policy node's cmd_vel (for nodes that died
+    without sending their own), a few times so late-matching subscribers get it."""
+    try:
+        from geometry_msgs.msg import Twist, TwistStamped
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+    except ImportError:
+        say(f"rclpy is not installed: could not send zero commands to {[s.label for s in specs]}")
+        return
+    from swarm_ops.rosclient import BackgroundNode
+
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    with BackgroundNode("swarm_deploy_stop") as ros:
+        pubs = []
+        for spec in specs:
+            stamped = bool(spec.parameters.get("cmd_vel_stamped", False))
+            message = TwistStamped if stamped else Twist
+            pubs.append((ros.node.create_publisher(message, spec.topic("cmd_vel"), qos), message))
+        for _ in range(5):
+            for pub, message in pubs:
+                pub.publish(message())
+            time.sleep(0.05)
+    say(f"sent zero commands to {[s.topic('cmd_vel') for s in specs]}")
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[str]]:
+    """Turn SIGINT/SIGTERM into an entry in the yielded list (instead of an exception),
+    so a supervisor loop can stop its nodes in order."""
+    requests: list[str] = []
+
+    def request(signum, _frame) -> None:
+        requests.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requests
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def new_run_dir(root: Path = DEFAULT_RUNS) -> Path:
+    """out/deploy/<date-time>[-k]: a fresh folder per deployment."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        path = root / (stamp if k == 0 else f"{stamp}-{k}")
+        if not path.exists():
+            path.mkdir(parents=True)
+            return path
+    raise RuntimeError(f"could not create a run folder under {root}")
+
+
+def known_policy_parameters() -> set[str] | None:
+    """The policy node's parameter names, when swarm_controller can be imported here."""
+    try:
+        from swarm_controller.parameters import NAMES
+    except ImportError:
+        return None
+    return set(NAMES) | {"use_sim_time"}
+
+
+# --------------------------------------------------------------------------- #
+# The command.
+# --------------------------------------------------------------------------- #
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--fleet", type=Path, help="fleet YAML: one entry per real robot")
+    what.add_argument(
+        "--sim", action="store_true", help="a simulated swarm: the sim bridge + a node per robot"
+    )
+    p.add_argument("--robots", type=int, default=4, help="--sim: number of robots (default 4)")
+    p.add_argument(
+        "--policy",
+        type=Path,
+        default=Path("models/default"),
+        help="--sim: models/<name> folder (default models/default)",
+    )
+    p.add_argument(
+        "--scenario", default="random", help="--sim: random, circle or swap (default random)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="--sim: layout seed")
+    p.add_argument(
+        "--episodes", type=int, default=0, help="--sim: stop after this many episodes (0: never)"
+    )
+    p.add_argument(
+        "--real-time-factor",
+        type=float,
+        default=1.0,
+        help="--sim: simulated seconds per wall second (nodes follow /clock)",
+    )
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where run folders go")
+
+
+def specs_from_args(args: argparse.Namespace) -> list[NodeSpec]:
+    """The node specs `swarm deploy` was asked for (the same the launch files build)."""
+    from swarm_controller import fleet
+
+    if args.fleet is not None:
+        return fleet.fleet_node_specs(fleet.load_fleet(args.fleet), known_policy_parameters())
+    if args.real_time_factor <= 0:
+        raise ConfigError(f"--real-time-factor {args.real_time_factor}: must be > 0")
+    if args.episodes < 0:
+        raise ConfigError(f"--episodes {args.episodes}: must be >= 0 (0: run until stopped)")
+    return fleet.sim_node_specs(
+        num_robots=args.robots,
+        policy=args.policy,
+        scenario=args.scenario,
+        seed=args.seed,
+        bridge_parameters={
+            "episodes": args.episodes,
+            "real_time_factor": float(args.real_time_factor),
+        },
+    )
+
+
+def describe(deployment: Deployment) -> str:
+    """What runs where, for the user."""
+    lines = [f"deployment: {len(deployment.nodes)} nodes, run folder {deployment.run_dir}"]
+    for n in deployment.nodes:
+        s = n.spec
+        what = Path(s.parameters["policy_path"]).name if "policy_path" in s.parameters else ""
+        remaps = ", ".join(f"{a}->{b}" for a, b in s.remappings)
+        detail = "  ".join(x for x in (what, remaps) if x)
+        lines.append(f"  {s.label:<28} pid {n.pid or '-':<7} {detail}  log {n.log_path.name}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        specs = specs_from_args(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_dir = new_run_dir(args.runs)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    with stop_requests() as requests:
+        deployment = Deployment(specs, run_dir)
+        try:
+            deployment.start()
+            print(describe(deployment))
+            print("Ctrl-C stops every node (robots get a zero command first).", flush=True)
+            status = 0
+            while not requests:
+                for node in deployment.poll():
+                    if node.spec.executable != SIM_BRIDGE:
+                        # One robot down for good must not stop the others.
+                        if not any(n.running or n.restart_at for n in deployment.nodes):
+                            requests.append("every node is down")
+                            status = 1
+                    elif node.exit_codes[-1] == 0:
+                        print(f"{node.spec.label}: all episodes done")
+                        requests.append("episodes done")
+                    else:
+                        # Without the simulator the robots have no world.
+                        print(f"{node.spec.label} failed (see {node.log_path})")
+                        requests.append("the sim bridge failed")
+                        status = 1
+                if deadline is not None and time.monotonic() >= deadline:
+                    requests.append(f"--duration {args.duration:g} s")
+                time.sleep(0.1)
+            print(f"stopping ({requests[0]}) ...", flush=True)
+        finally:
+            deployment.stop()
+    for n in deployment.nodes:
+        verdict = "clean" if n.stopped_cleanly else "forced"
+        print(f"  {n.spec.label}: stopped ({verdict}), restarts {n.restarts}")
+    print(f"logs: {run_dir}")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`ros2 run swarm_ops deploy` / `python -m swarm_ops.deploy`: the same as `swarm deploy`."""
+    from swarm_ops.command import command_main
+
+    return command_main(sys.modules[__name__], "swarm deploy", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
