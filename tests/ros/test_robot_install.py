@@ -43,6 +43,7 @@ NODE_TESTS = (
     "tests/ros/test_policy_node.py",
     "tests/ros/test_policy_node_graph.py",
     "tests/ros/test_policy_node_swap.py",
+    "tests/ros/test_swap_cli.py",  # `python -m swarm_ops.swap`: swapping needs no trainer
     "tests/unit",
 )
 
