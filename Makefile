@@ -49,4 +49,4 @@ colcon: setup
 	cd ros2_ws && PATH="$(abspath $(BIN)):$$PATH" colcon build --base-paths src
 
 clean:
-	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log
+	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log ros2_ws/src/*/build

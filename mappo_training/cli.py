@@ -38,20 +38,25 @@ BENCHMARKS = [
 ]
 
 
+OUR_PACKAGES = ("mappo_training", "swarm_contract", "swarm_controller", "swarm_ops")
+"""Packages of this project, each installed on its own (ros2_ws/src/<name>)."""
+
+
 def _load(module_name: str):
-    """Import a command module, or None when the package that holds it is not installed."""
-    package = module_name.split(".")[0]
+    """A command module, or the name of the project package it needs that is not
+    installed (a verb of swarm_ops without swarm_ops, or swarm_ops without
+    swarm_controller)."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name in (module_name, package):
-            return None
+        package = (err.name or "").split(".")[0]
+        if package in OUR_PACKAGES:
+            return package
         raise
 
 
-def _missing(command: str, module_name: str):
+def _missing(command: str, package: str):
     """A stand-in `run` for a verb whose package is not installed: say which and how."""
-    package = module_name.split(".")[0]
 
     def run(_args: argparse.Namespace) -> int:
         print(
@@ -67,9 +72,10 @@ def _missing(command: str, module_name: str):
 def _add_commands(sub, table, prefix: str = "") -> None:
     for name, module_name, help_text in table:
         module = _load(module_name)
-        if module is None:
+        if isinstance(module, str):
             p = sub.add_parser(name, help=f"{help_text} (not installed)", add_help=False)
-            p.set_defaults(_run=_missing(prefix + name, module_name))
+            # Whatever the user typed after the verb, the answer is the install hint.
+            p.set_defaults(_run=_missing(prefix + name, module), _any_arguments=True)
             continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
@@ -92,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2

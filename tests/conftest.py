@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swarm_ops.onnx_models import PolicyModels
-from swarm_ops.ros_domains import claim_domain_id, private_domain_environment
+# swarm_ops (the domain claimer, the model builder) is imported inside the
+# fixtures, so a test run without it skips what needs it instead of failing
+# to load this file.
+NEEDS_OPS = "needs swarm_ops (test tools): pip install -e ros2_ws/src/swarm_ops"
 
-__all__ = ["PolicyModels", "exporter_weights_sha256", "write_policy"]
+__all__ = ["exporter_weights_sha256", "write_policy"]
 
 
 def write_policy(folder: Path, robots: int) -> Path:
@@ -64,8 +66,9 @@ def exporter_weights_sha256(model) -> str:
 def ros_domain(monkeypatch) -> Iterator[int]:
     """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it."""
     pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
-    domain, lock = claim_domain_id()
-    for name, value in private_domain_environment(domain).items():
+    domains = pytest.importorskip("swarm_ops.ros_domains", reason=NEEDS_OPS)
+    domain, lock = domains.claim_domain_id()
+    for name, value in domains.private_domain_environment(domain).items():
         monkeypatch.setenv(name, value)
     try:
         yield domain
@@ -79,10 +82,11 @@ def ros_domain(monkeypatch) -> Iterator[int]:
 
 
 @pytest.fixture
-def policy_models(tmp_path) -> PolicyModels:
-    """A `PolicyModels` factory writing into this test's tmp folder (tmp_path/models)."""
+def policy_models(tmp_path):
+    """A `swarm_ops.onnx_models.PolicyModels` factory writing into tmp_path/models."""
     pytest.importorskip("onnx", reason="needs onnx to build test models: pip install onnx")
-    return PolicyModels(tmp_path / "models")
+    models = pytest.importorskip("swarm_ops.onnx_models", reason=NEEDS_OPS)
+    return models.PolicyModels(tmp_path / "models")
 
 
 # --------------------------------------------------------------------------- #

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
-from conftest import PolicyModels
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import RobotWorld, wait_for
 
 from swarm_contract.robot_io import Contract
+from swarm_ops.onnx_models import PolicyModels
 
 pytestmark = pytest.mark.ros
 

@@ -1,12 +1,13 @@
 """A robot-only install drives a robot and passes the policy node's tests.
 
-A robot gets the three ROS-side packages (swarm_contract, swarm_controller,
-swarm_ops; pip, not editable), rclpy and the message wheels, numpy,
-onnxruntime and pyyaml: no torch, no pybullet, no mappo_training. This module
-builds exactly that in a fresh venv, outside the checkout, and checks that the
-training code is really absent there, that the policy node runs the shipped
-models/default and drives toward a goal, and that the node's own tests pass
-with that venv's Python.
+A robot gets swarm_contract and swarm_controller (pip, not editable), rclpy
+and the message wheels, numpy, onnxruntime and pyyaml: no torch, no pybullet,
+no mappo_training, no swarm_ops. This module builds exactly that in a fresh
+venv, outside the checkout, and checks that nothing more is there and every
+module imports, that the policy node runs the shipped models/default and
+drives a robot to its goal, and then, with swarm_ops added for the tests'
+tools (still no trainer), that the node's own tests pass with that venv's
+Python.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from ros_helpers import RobotWorld, RosProbe, odom_msg, scan_msg, wait_for
 pytestmark = [pytest.mark.ros, pytest.mark.slow]  # a venv of ~400 MB and the node tests: ~1 min
 
 REPO = Path(__file__).resolve().parents[2]
-ROBOT_PACKAGES = ("swarm_contract", "swarm_controller", "swarm_ops")
-"""Lowest first: contract <- controller <- ops (which carries the ROS client
-toolkit and the test-model builder the node's tests use)."""
+ROBOT_PACKAGES = ("swarm_contract", "swarm_controller")
+"""What a robot runs, lowest first: contract <- controller."""
+TEST_TOOLS = "swarm_ops"
+"""Operations package: the ROS client toolkit, the test-model builder and
+`swarm swap`, which the node's tests use; added only for that step."""
 SIMULATOR_MODULES = {"swarm_ops.sim_bridge", "swarm_ops.sim_bridge_config"}
-"""The only robot-side modules that may import the training package's simulator
+"""The only swarm_ops modules that may import the training package's simulator
 at import time: the sim bridge stands in for a fleet, it never runs on one."""
 NODE_TESTS = (
     "tests/ros/test_policy_node.py",
@@ -94,33 +97,52 @@ def robot_venv(tmp_path_factory) -> Path:
         timeout=600,
     )
     assert done.returncode == 0, f"pip install from the index failed:\n{done.stdout}{done.stderr}"
-    # Installed from copies: pip builds a local project inside its source folder
-    # (setuptools' build/), and the checkout must not gain build folders.
+    install_packages(venv, ROBOT_PACKAGES)
+    print(f"robot venv built in {time.monotonic() - started:.1f} s")
+    return venv
+
+
+def install_packages(venv: Path, packages: tuple[str, ...]) -> None:
+    """pip install (not editable, no dependencies) ros2_ws/src/<package> into `venv`.
+
+    From copies: pip builds a local project inside its source folder
+    (setuptools' build/), and the checkout must not gain build folders.
+    """
+    root = venv.parent
     sources = []
-    for package in ROBOT_PACKAGES:
+    for package in packages:
         copy = root / "src" / package
         shutil.copytree(
             REPO / "ros2_ws" / "src" / package,
             copy,
             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+            dirs_exist_ok=True,
         )
         sources.append(copy)
-    done = run([*pip, "--no-deps", *sources], env=env, cwd=root, timeout=300)
-    assert done.returncode == 0, f"pip install of the packages failed:\n{done.stdout}{done.stderr}"
-    print(f"robot venv built in {time.monotonic() - started:.1f} s")
-    return venv
+    python = venv / "bin" / "python"
+    done = run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+        + sources,
+        env=clean_env(venv),
+        cwd=root,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"pip install of {packages} failed:\n{done.stdout}{done.stderr}"
 
 
-def test_the_robot_install_holds_no_training_code(robot_venv, tmp_path):
-    probe = """
+def import_report(venv: Path, packages: tuple[str, ...], cwd: Path) -> dict:
+    """In `venv`: which of torch, pybullet, mappo_training, swarm_ops are missing,
+    where each of `packages` is imported from, and which of their modules fail
+    to import for a missing module (with its name)."""
+    probe = f"""
 import importlib, json, pkgutil, sys
-report = {"missing": [], "needs_simulator": [], "files": {}}
-for name in ("torch", "pybullet", "mappo_training"):
+report = {{"missing": [], "needs_simulator": [], "files": {{}}}}
+for name in ("torch", "pybullet", "mappo_training", "swarm_ops"):
     try:
         importlib.import_module(name)
     except ModuleNotFoundError:
         report["missing"].append(name)
-for package in ("swarm_contract", "swarm_controller", "swarm_ops"):
+for package in {list(packages)!r}:
     root = importlib.import_module(package)
     report["files"][package] = root.__file__
     for info in pkgutil.walk_packages(root.__path__, package + "."):
@@ -130,21 +152,20 @@ for package in ("swarm_contract", "swarm_controller", "swarm_ops"):
             report["needs_simulator"].append([info.name, err.name])
 print(json.dumps(report))
 """
-    done = run(
-        [robot_venv / "bin" / "python", "-c", probe],
-        env=clean_env(robot_venv),
-        cwd=tmp_path,
-        timeout=120,
-    )
+    done = run([venv / "bin" / "python", "-c", probe], env=clean_env(venv), cwd=cwd, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["missing"] == ["torch", "pybullet", "mappo_training"]
     # Installed copies, not the checkout.
     for package, path in report["files"].items():
-        assert Path(path).is_relative_to(robot_venv), f"{package} imported from {path}"
-    # Every module imports without the trainer, but the sim bridge's.
-    assert {name for name, _ in report["needs_simulator"]} <= SIMULATOR_MODULES, report
-    assert {missing for _, missing in report["needs_simulator"]} <= {"mappo_training"}, report
+        assert Path(path).is_relative_to(venv), f"{package} imported from {path}"
+    return report
+
+
+def test_the_robot_install_holds_no_training_code(robot_venv, tmp_path):
+    report = import_report(robot_venv, ROBOT_PACKAGES, tmp_path)
+    assert report["missing"] == ["torch", "pybullet", "mappo_training", "swarm_ops"]
+    # Every module of the robot's packages imports with what the robot has.
+    assert report["needs_simulator"] == [], report
 
 
 class UnicycleRobot:
@@ -234,6 +255,12 @@ def test_the_policy_node_drives_a_robot_to_its_goal_with_the_default_model(
 
 def test_the_policy_nodes_tests_pass_in_the_robot_install(robot_venv, tmp_path):
     started = time.monotonic()
+    install_packages(robot_venv, (TEST_TOOLS,))
+    report = import_report(robot_venv, (TEST_TOOLS,), tmp_path)
+    assert report["missing"] == ["torch", "pybullet", "mappo_training"]
+    # The operations tools import without the trainer, but the sim bridge's.
+    assert {name for name, _ in report["needs_simulator"]} <= SIMULATOR_MODULES, report
+    assert {missing for _, missing in report["needs_simulator"]} <= {"mappo_training"}, report
     done = run(
         [
             robot_venv / "bin" / "python",

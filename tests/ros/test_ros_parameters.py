@@ -56,12 +56,11 @@ def test_the_policy_node_describes_each_parameter_and_rclpy_enforces_it(make_nod
     )
     assert parameters.read(node).max_linear == 0.1, "the command line wins over the default"
     assert "out of range" in refusal(node, "max_linear", 11.0)
-    assert refusal(node, "max_linear", 0.2) == ""
     assert "read-only" in refusal(node, "cmd_vel_stamped", True)
+    # A live swap is a parameter set: policy_path stays writable.
+    assert refusal(node, "policy_path", "/opt/policies/robot_0.onnx") == ""
     # Unset until given: any folder may hold a policy (development).
     assert parameters.read(node).allowed_policy_dirs is None
-    assert refusal(node, "allowed_policy_dirs", ["/opt/policies"]) == ""
-    assert parameters.read(node).allowed_policy_dirs == ("/opt/policies",)
 
 
 def test_the_sim_bridge_table_keeps_all_but_two_parameters_fixed(make_node):

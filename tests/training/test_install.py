@@ -2,8 +2,9 @@
 
 `pip install` copies mappo_training into a folder of its own; the `swarm`
 script it installs then runs from an unrelated folder and must find the
-packaged configs and read a model folder given by path, with nothing of the
-checkout on its import path.
+packaged configs and read a model folder given by path, importing
+mappo_training from that install, not from the checkout (swarm_contract, its
+dependency, stays the venv's).
 """
 
 from __future__ import annotations

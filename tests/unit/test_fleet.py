@@ -10,6 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip(
+    "swarm_controller", reason="needs swarm_controller: pip install -e ros2_ws/src/swarm_controller"
+)
+
 from conftest import write_policy
 
 from swarm_contract.config import ConfigError

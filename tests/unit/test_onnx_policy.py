@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import PolicyModels, exporter_weights_sha256
+from conftest import NEEDS_OPS, exporter_weights_sha256
 
 from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected, weights_sha256
 from swarm_contract.robot_io import Contract, ObservationBuilder
@@ -125,7 +125,8 @@ def test_allowed_dirs_are_enforced_after_resolving_symlinks(policy_models, tmp_p
     assert OnnxPolicy.load(good, allowed_dirs=[str(allowed)]).path == good.resolve()
 
     outside_dir = tmp_path / "elsewhere"
-    outside = PolicyModels(outside_dir).mlp()
+    onnx_models = pytest.importorskip("swarm_ops.onnx_models", reason=NEEDS_OPS)
+    outside = onnx_models.PolicyModels(outside_dir).mlp()
     with pytest.raises(PolicyRejected, match="outside the allowed policy folders"):
         OnnxPolicy.load(outside, allowed_dirs=[str(allowed)])
 

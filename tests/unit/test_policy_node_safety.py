@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+pytest.importorskip(
+    "swarm_controller", reason="needs swarm_controller: pip install -e ros2_ws/src/swarm_controller"
+)
+
 from swarm_controller.safety import CommandGate
 
 

@@ -6,7 +6,8 @@ Robot i runs in /robot_<i> (topics scan, odom, goal, cmd_vel, published by the
 bridge) with models/<name>/robot_<i mod n>.onnx; policy nodes respawn if they
 crash. Which nodes start with which settings is decided by
 swarm_controller.fleet.sim_node_specs, the same function `swarm deploy --sim`
-uses, so both roads start the same nodes.
+uses, so both roads start the same nodes. The bridge is swarm_ops's (it needs
+the simulator): build the whole workspace, not only what a robot needs.
 """
 
 from pathlib import Path
@@ -75,8 +76,8 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "policy",
                 default_value="models/default",
-                description="models/<name> folder from `swarm export` (relative: to the current"
-                " folder, else to the mappo_training checkout)",
+                description="models/<name> folder from `swarm export` (a relative path is"
+                " relative to the current folder)",
             ),
             DeclareLaunchArgument(
                 "use_sim_time",

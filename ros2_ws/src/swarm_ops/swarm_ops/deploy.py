@@ -240,12 +240,10 @@ def new_run_dir(root: Path = DEFAULT_RUNS) -> Path:
     raise RuntimeError(f"could not create a run folder under {root}")
 
 
-def known_policy_parameters() -> set[str] | None:
-    """The policy node's parameter names, when swarm_controller can be imported here."""
-    try:
-        from swarm_controller.parameters import NAMES
-    except ImportError:
-        return None
+def known_policy_parameters() -> set[str]:
+    """The policy node's parameter names (a fleet file's typo is an error, not ignored)."""
+    from swarm_controller.parameters import NAMES
+
     return set(NAMES) | {"use_sim_time"}
 
 

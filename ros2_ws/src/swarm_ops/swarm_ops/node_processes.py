@@ -43,12 +43,26 @@ def node_environment(*, domain: int | None = None, log_dir: Path | None = None) 
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the starter dies, so no node outlives it."""
-    with contextlib.suppress(Exception):
+def _find_prctl():
+    """libc's prctl, looked up here in the parent: a child forked from a process with
+    running threads (a spinning ROS node) must make only the C call before exec,
+    never an import or a library load that could wait on a lock held at the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+_PRCTL = _find_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the starting thread dies, so no node outlives it."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class NodeLauncher:
@@ -90,7 +104,7 @@ class NodeLauncher:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
             )
 
 

@@ -62,10 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def bridge_layouts(cfg, seed: int, count: int) -> list:
     """The first `count` layouts a sim bridge with this config and seed plays, in order
     (it draws one per episode from numpy's default_rng(seed))."""
-    from mappo_training.sim.scenarios import draw_layout, required_arena_size
+    from mappo_training.sim.scenarios import draw_layout, fitted_arena_size
 
     profile = cfg.robot_profile()
-    size = required_arena_size(cfg, profile.radius)
+    size = fitted_arena_size(cfg, profile)
     rng = np.random.default_rng(seed)
     return [draw_layout(rng, cfg, size, profile.radius) for _ in range(count)]
 

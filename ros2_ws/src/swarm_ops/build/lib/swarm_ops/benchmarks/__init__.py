@@ -1,1 +1,0 @@
-"""Benchmarks of the ROS side: `swarm bench node` and `swarm bench deploy`."""
