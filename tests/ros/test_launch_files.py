@@ -25,6 +25,11 @@ import types
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip(
+    "swarm_controller", reason="needs swarm_controller: pip install -e ros2_ws/src/swarm_controller"
+)
+
 from conftest import write_policy
 
 from swarm_controller.fleet import fleet_node_specs, load_fleet, robot_node_spec, sim_node_specs

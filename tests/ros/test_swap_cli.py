@@ -7,6 +7,12 @@ import subprocess
 import sys
 
 import pytest
+
+pytest.importorskip(
+    "swarm_controller", reason="needs swarm_controller: pip install -e ros2_ws/src/swarm_controller"
+)
+pytest.importorskip("swarm_ops", reason="needs swarm_ops: pip install -e ros2_ws/src/swarm_ops")
+
 from ros_helpers import RobotWorld, wait_for
 
 from swarm_contract.robot_io import Contract
