@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -169,3 +170,171 @@ def test_a_refused_first_policy_leaves_the_robot_still_until_a_good_one_is_set(
     assert result.successful, result.reason
     robot.wait_ready()
     robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving with the good policy")
+
+
+# --------------------------------------------------------------------------- #
+# Faults: a broken lidar, unusable scan fields, limits widened at run time.
+# --------------------------------------------------------------------------- #
+
+
+class ScanFeed:
+    """Publishes scan + odom at 20 Hz; `scan` makes each scan (swap it to inject a fault)."""
+
+    def __init__(self, probe, robot: RobotWorld) -> None:
+        from ros_helpers import odom_msg, scan_msg
+
+        self.scan = scan_msg
+
+        def publish() -> None:
+            robot.scan_pub.publish(self.scan())
+            robot.odom_pub.publish(odom_msg())
+
+        self.timer = probe.node.create_timer(0.05, publish)
+
+
+def wait_diagnostic(diagnostics, since: float, level: int, text: str, timeout: float = 3.0):
+    """The first /robot_0 status after `since` at `level` whose message holds `text`."""
+
+    def find():
+        for msg in diagnostics.messages(since):
+            for status in msg.status:
+                ours = status.hardware_id == "/robot_0" and status.level == level
+                if ours and text in status.message:
+                    return status
+        return None
+
+    return wait_for(find, timeout, f"/diagnostics saying {text!r}")
+
+
+def time_to_zero(robot: RobotWorld, since: float, timeout: float, what: str) -> float:
+    """Seconds from `since` to the first zero cmd_vel; asserts silence after it."""
+    robot.wait_command(lambda v, w: (v, w) == (0.0, 0.0), timeout, what)
+    zero_at = next(
+        t
+        for t, m in zip(robot.cmd.times(since), robot.cmd.messages(since), strict=False)
+        if (m.linear.x, m.angular.z) == (0.0, 0.0)
+    )
+    time.sleep(0.5)
+    assert robot.cmd.times(since=zero_at + 1e-6) == [], "after the zero the node stays silent"
+    return zero_at - since
+
+
+def broken_scan(valid_rays: int, fill: float):
+    """A scan whose rays read `fill` (NaN, -1.0: invalid) except `valid_rays` +inf ones."""
+    from ros_helpers import scan_msg
+
+    def make():
+        msg = scan_msg()
+        msg.ranges = [math.inf] * valid_rays + [fill] * (360 - valid_rays)
+        return msg
+
+    return make
+
+
+def test_a_broken_lidar_stops_the_robot_says_why_and_driving_resumes(probe, nodes, policy_models):
+    """REP-117: NaN is an erroneous reading, not open space (min_valid_ray_fraction 0.5)."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from ros_helpers import scan_msg
+
+    diagnostics = probe.record(DiagnosticArray, "/diagnostics")
+    robot = RobotWorld(probe, "/robot_0")
+    nodes.start_policy_node("/robot_0", policy_path=policy_models.reference_controller())
+    robot.wait_ready()
+    robot.send_goal(3.0, 0.0)
+    feed = ScanFeed(probe, robot)
+    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving on a healthy lidar")
+
+    for valid, fill, reason in (
+        (3, math.nan, "lidar invalid (3 of 360 rays valid, need 50%)"),
+        (0, -1.0, "lidar invalid (0 of 360 rays valid, need 50%)"),
+    ):
+        broke = time.monotonic()
+        feed.scan = broken_scan(valid, fill)
+        delay = time_to_zero(robot, broke, 2.0, f"zero once the lidar reads {fill}")
+        # The next control tick (0.1 s) after the first broken scan (up to 0.05 s).
+        assert delay < 0.3, f"the zero came {delay:.3f} s after the lidar broke"
+        status = wait_diagnostic(diagnostics, broke, DiagnosticStatus.ERROR, reason)
+        assert status.message == f"holding: {reason}"
+        assert reason in nodes.log("/robot_0")
+        feed.scan = scan_msg
+        robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "driving once valid scans return")
+
+
+def test_a_scan_with_unusable_fields_is_refused_by_name_and_never_drives(
+    probe, nodes, policy_models
+):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from ros_helpers import scan_msg
+
+    diagnostics = probe.record(DiagnosticArray, "/diagnostics")
+    robot = RobotWorld(probe, "/robot_0")
+    nodes.start_policy_node("/robot_0", policy_path=policy_models.reference_controller())
+    robot.wait_ready()
+    robot.send_goal(3.0, 0.0)
+    feed = ScanFeed(probe, robot)
+    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving on good scans")
+
+    def with_field(field: str, value: float):
+        def make():
+            msg = scan_msg()
+            setattr(msg, field, value)
+            return msg
+
+        return make
+
+    for field, value, named in (
+        ("angle_min", math.nan, "angle_min=nan must be a finite angle in radians"),
+        ("angle_increment", 0.0, "angle_increment=0.0 must be a finite angle > 0 in radians"),
+        ("range_max", math.inf, "range_max=inf must be a finite distance > range_min"),
+    ):
+        bad = time.monotonic()
+        feed.scan = with_field(field, value)
+        # A refused scan voids the last good one: the next tick (0.1 s) stops the
+        # robot, without waiting for sensor_timeout (0.5 s).
+        delay = time_to_zero(robot, bad, 2.0, f"zero while scans carry {field}={value}")
+        assert delay < 0.3, f"the zero came {delay:.3f} s after the scans went bad"
+        wait_diagnostic(diagnostics, bad, DiagnosticStatus.ERROR, named)
+        feed.scan = scan_msg
+        robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "driving on good scans again")
+    log = nodes.log("/robot_0")
+    assert "scan refused: angle_min=nan must be a finite angle in radians" in log
+    assert "argument must have no negative elements" not in log, "a numpy message leaked"
+
+
+def test_speed_limits_and_policy_folders_cannot_be_widened(probe, nodes, policy_models):
+    """A fleet file's 5 m/s on a 0.22 m/s Burger is capped; a running node refuses changes."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    models = policy_models.reference_controller().parent
+    diagnostics = probe.record(DiagnosticArray, "/diagnostics")
+    robot = RobotWorld(probe, "/robot_0")
+    nodes.start_policy_node(
+        "/robot_0",
+        policy_path=policy_models.reference_controller(),
+        max_linear=5.0,
+        allowed_policy_dirs=[str(models)],
+    )
+    robot.wait_ready()
+    assert (
+        "max_linear=5 is above what the robot profile 'turtlebot3_burger' allows; capped to 0.22"
+        in nodes.log("/robot_0")
+    )
+    robot.send_goal(3.0, 0.0)
+    robot.feed()
+    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving")
+
+    for name, value in (("max_linear", 5.0), ("allowed_policy_dirs", ["/tmp"])):
+        [result] = probe.set_parameters(robot.node_fqn, {name: value})
+        assert not result.successful and "read-only" in result.reason, (name, result.reason)
+    since = time.monotonic()
+    time.sleep(0.5)
+    assert max(v for v, _ in robot.commands(since)) <= MAX_V
+
+    def limits():
+        for msg in reversed(diagnostics.messages(since)):
+            for status in msg.status:
+                if status.hardware_id == "/robot_0":
+                    return {kv.key: kv.value for kv in status.values}["speed_limits"]
+        return None
+
+    assert wait_for(limits, 3.0, "/diagnostics") == "0.22 m/s, 2.84 rad/s"

@@ -55,8 +55,15 @@ def test_the_policy_node_describes_each_parameter_and_rclpy_enforces_it(make_nod
         10.0,
     )
     assert parameters.read(node).max_linear == 0.1, "the command line wins over the default"
-    assert "out of range" in refusal(node, "max_linear", 11.0)
+    assert "out of range" in refusal(node, "sensor_timeout", 11.0)
     assert "read-only" in refusal(node, "cmd_vel_stamped", True)
+    # Safety limits are set at start only: a running node cannot be made faster
+    # or made to load policies from elsewhere.
+    assert "read-only" in refusal(node, "max_linear", 5.0)
+    assert "read-only" in refusal(node, "max_angular", 10.0)
+    assert "read-only" in refusal(node, "allowed_policy_dirs", ["/tmp"])
+    assert "read-only" in refusal(node, "min_valid_ray_fraction", 0.1)
+    assert parameters.read(node).max_linear == 0.1
     # A live swap is a parameter set: policy_path stays writable.
     assert refusal(node, "policy_path", "/opt/policies/robot_0.onnx") == ""
     # Unset until given: any folder may hold a policy (development).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import numpy as np
 import pytest
@@ -224,3 +225,118 @@ def test_single_observation_path_is_fast(policy_models):
         policy.infer(obs)
     per_call = (time.perf_counter() - started) / 500
     assert per_call < 1e-3  # about 10-20 us here; 1 ms leaves room for a busy CI box
+
+
+# --------------------------------------------------------------------------- #
+# Faults while loading: every one is a PolicyRejected with the reason, never
+# another exception (a node swapping live would die of it).
+# --------------------------------------------------------------------------- #
+
+
+def _refusal(path, **kwargs) -> str:
+    with pytest.raises(PolicyRejected) as err:
+        OnnxPolicy.load(path, **kwargs)
+    assert str(path) in str(err.value)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("agent_id", ["Infinity", "-Infinity", "NaN", "nan", "1e999", "-1", "3.0"])
+def test_non_finite_or_negative_agent_id_is_refused(policy_models, agent_id):
+    nodes, weights = _graph_of(policy_models.mlp())
+    path = policy_models.save(
+        "robot_0.onnx", nodes, weights, Contract(), metadata={"policy.agent_id": agent_id}
+    )
+    reason = _refusal(path)
+    assert f"policy.agent_id={agent_id!r} is not a robot index" in reason
+    assert "whole number from 0 to 9999" in reason
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("Infinity", "contract.max_linear='Infinity' is not a finite number"),
+        ("1e999", "contract.max_linear='1e999' is not a finite number"),
+        ("true", "contract.max_linear='true' is not a finite number"),
+        ("NaN", "max_linear=nan must be > 0"),
+    ],
+)
+def test_non_finite_contract_number_is_refused_naming_the_key(policy_models, value, reason):
+    nodes, weights = _graph_of(policy_models.mlp())
+    path = policy_models.save(
+        "robot_0.onnx", nodes, weights, Contract(), metadata={"contract.max_linear": value}
+    )
+    assert reason in _refusal(path)
+
+
+def test_file_name_longer_than_the_file_system_allows_is_refused(policy_models):
+    path = policy_models.root / ("r" * 300 + ".onnx")
+    reason = _refusal(path)
+    assert "too long" in reason and "305 bytes" in reason and "255 bytes per name" in reason
+
+
+def test_file_over_the_size_limit_is_refused_without_reading_it(tmp_path):
+    # Sparse: 64 GiB on paper, no blocks on disk; reading it would need 64 GiB of memory.
+    huge = tmp_path / "robot_0.onnx"
+    huge.touch()
+    os.truncate(huge, 64 * 2**30)
+    started = time.perf_counter()
+    reason = _refusal(huge)
+    assert time.perf_counter() - started < 0.5
+    assert f"holds {64 * 2**30} bytes" in reason and f"more than the {64 * 2**20} bytes" in reason
+
+
+def test_the_size_limit_can_be_set_by_the_caller(policy_models):
+    good = policy_models.mlp()
+    size = good.stat().st_size
+    assert "more than the 1000 bytes" in _refusal(good, max_bytes=1000)
+    assert OnnxPolicy.load(good, max_bytes=size).path == good.resolve()
+
+
+def test_unreadable_folder_is_refused(policy_models):
+    locked = policy_models.root / "locked"
+    path = policy_models.mlp("locked/robot_0.onnx")
+    if os.geteuid() == 0:
+        # chmod does not stop root: look as an unprivileged user instead, and
+        # switch back whatever happens (the saved user id stays root).
+        os.seteuid(65534)
+        try:
+            reason = _refusal(path)
+        finally:
+            os.seteuid(0)
+    else:
+        locked.chmod(0)
+        try:
+            reason = _refusal(path)
+        finally:
+            locked.chmod(0o755)
+    assert "permission denied" in reason and "cannot reach or read it" in reason
+
+
+def test_folder_and_non_regular_files_are_refused(policy_models):
+    folder = policy_models.root / "robot_0.onnx"
+    folder.mkdir()
+    assert "not a regular file (it is a folder)" in _refusal(folder)
+    fifo = policy_models.root / "robot_1.onnx"
+    os.mkfifo(fifo)  # reading a FIFO would block the loader for ever
+    assert "not a regular file" in _refusal(fifo)
+
+
+def test_truncated_onnx_file_is_refused(policy_models):
+    good = policy_models.mlp()
+    cut = policy_models.root / "cut.onnx"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert "cannot load it as an ONNX model" in _refusal(cut)
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("graph walk failed"), KeyError("x")])
+def test_any_other_error_while_checking_is_a_refusal_naming_its_type(
+    policy_models, monkeypatch, error
+):
+    import swarm_contract.onnx_policy as onnx_policy
+
+    def broken(*_args):
+        raise error
+
+    monkeypatch.setattr(onnx_policy, "_check_graph_io", broken)
+    reason = _refusal(policy_models.mlp())
+    assert f"failed with {type(error).__name__}" in reason

@@ -61,3 +61,46 @@ def test_reset_on_activation_sends_a_fresh_zero():
     assert not gate.decide(0.1, None, None, None).send_zero
     gate.reset()
     assert gate.decide(0.2, None, None, None).send_zero
+
+
+def test_a_lidar_with_too_few_valid_rays_stops_the_robot_once_and_resumes():
+    gate = CommandGate(sensor_timeout=0.5, goal_tolerance=0.1, min_valid_ray_fraction=0.5)
+    fresh = (1.0, 0.9, 0.95, 2.0)
+    decisions = [
+        gate.decide(*fresh, (360, 360)),
+        gate.decide(*fresh, (3, 360)),  # lidar broken
+        gate.decide(*fresh, (0, 360)),
+        gate.decide(*fresh, (180, 360)),  # half the rays valid: enough
+    ]
+    assert [(d.drive, d.send_zero) for d in decisions] == [
+        (True, False),
+        (False, True),
+        (False, False),
+        (True, False),
+    ]
+    assert decisions[1].reason == "lidar invalid (3 of 360 rays valid, need 50%)"
+    assert not gate.enough_valid_rays(0, 0), "a scan without rays is never enough"
+
+
+def test_speed_limits_above_the_robots_are_capped_to_its_profile():
+    from dataclasses import replace
+
+    from swarm_contract.robot_io import Contract
+    from swarm_controller import parameters
+
+    settings = parameters.NodeSettings(
+        **{spec.name: spec.default for spec in parameters.PARAMETERS}
+    )
+    burger = Contract()  # turtlebot3_burger: 0.22 m/s, 2.84 rad/s
+    wide = replace(settings, max_linear=5.0, max_angular=2.0)
+    v, w, warnings = parameters.capped_speed_limits(wide, burger)
+    assert (v, w) == (0.22, 2.0), "a lower limit stays; a higher one is capped"
+    assert warnings == [
+        "max_linear=5 is above what the robot profile 'turtlebot3_burger' allows; capped to 0.22"
+    ]
+    # A robot contract claiming more than its profile still gets the profile's limit.
+    v, w, _ = parameters.capped_speed_limits(wide, Contract(max_linear=1.0))
+    assert v == 0.22
+    # A custom robot (no shipped profile) is capped to its own contract.
+    custom = Contract(max_linear=1.0, profile="my_rover")
+    assert parameters.capped_speed_limits(wide, custom)[:2] == (1.0, 2.0)

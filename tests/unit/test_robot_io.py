@@ -120,6 +120,76 @@ def test_pooler_refuses_too_few_rays_and_wrong_lengths():
 
 
 # --------------------------------------------------------------------------- #
+# Which scans a robot may trust (REP-117 validity, LaserScan fields).
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "reading, valid",
+    [
+        (1.0, True),  # within [range_min, range_max]
+        (math.inf, True),  # nothing within range: free space
+        (-math.inf, True),  # closer than range_min: an obstacle
+        (0.0, True),  # TurtleBot3's LDS: no return
+        (RANGE_MIN, True),
+        (RANGE_MAX, True),
+        (math.nan, False),  # an erroneous reading
+        (-1.0, False),
+        (0.05, False),  # below range_min
+        (3.6, False),  # above range_max
+    ],
+)
+def test_a_ray_is_valid_by_rep_117(reading, valid):
+    ranges = scan_with({7: reading}, fill=math.nan)
+    assert robot_io.count_valid_rays(ranges, RANGE_MIN, RANGE_MAX) == int(valid)
+
+
+def test_a_broken_lidar_has_no_valid_rays():
+    for broken in (np.full(360, np.nan), np.full(360, -1.0)):
+        assert robot_io.count_valid_rays(broken, RANGE_MIN, RANGE_MAX) == 0
+
+
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("angle_min", math.nan, "angle_min=nan must be a finite angle in radians"),
+        ("angle_increment", math.inf, "angle_increment=inf must be a finite angle > 0"),
+        ("angle_increment", 0.0, "angle_increment=0.0 must be a finite angle > 0"),
+        ("angle_increment", -0.01, "angle_increment=-0.01 must be a finite angle > 0"),
+        ("range_min", math.nan, "range_min=nan must be a finite distance >= 0"),
+        ("range_max", math.inf, "range_max=inf must be a finite distance > range_min"),
+        ("range_max", 0.1, "range_max=0.1 must be a finite distance > range_min"),
+        ("num_rays", 0, "ranges is empty"),
+    ],
+)
+def test_an_unusable_scan_field_is_refused_by_name_value_and_valid_range(field, value, named):
+    scan = dict(
+        num_rays=360,
+        angle_min=-math.pi,
+        angle_increment=math.radians(1.0),
+        range_min=RANGE_MIN,
+        range_max=RANGE_MAX,
+    )
+    robot_io.check_scan_fields(**scan)  # a TurtleBot3 LDS scan passes
+    with pytest.raises(robot_io.ScanRefused) as refused:
+        robot_io.check_scan_fields(**{**scan, field: value})
+    assert named in str(refused.value)
+
+
+def test_a_nan_angle_reaching_the_pooler_is_named_not_a_numpy_error():
+    with pytest.raises(ValueError, match=r"ray angles are not finite \(angle_min=nan"):
+        BeamPooler(360, math.nan, math.radians(1.0), 24, RANGE_MIN, RANGE_MAX)
+
+
+def test_a_builder_forgets_its_stacked_scans_after_a_fault():
+    builder = robot_io.ObservationBuilder(Contract(scan_stack=2))
+    builder.add_scan(scan_with({180: 1.0}), -math.pi, math.radians(1.0))
+    builder.forget_scans()
+    with pytest.raises(RuntimeError, match="no scan yet"):
+        builder.observation((0.0, 0.0, 0.0), (1.0, 0.0), 0.0, 0.0)
+
+
+# --------------------------------------------------------------------------- #
 # Goal, velocity and action mapping.
 # --------------------------------------------------------------------------- #
 

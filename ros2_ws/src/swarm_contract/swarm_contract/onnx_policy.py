@@ -7,11 +7,15 @@ in `metadata_props`). A model is only handed to a robot after every check
 below has passed; each refusal is a `PolicyRejected` that names the file and
 the reason, so an operator swapping policies on a fleet reads *why* at once.
 
-Checks, in order: the file exists (and lies inside an allowed folder, after
-resolving symlinks); onnxruntime can load it; the metadata holds the contract
-and provenance keys; the weights hash matches `policy.weights_sha256`; the
-graph takes only the robot's own observation and returns cmd_vel; the
-contract fits the robot's; a warm-up inference is finite and inside limits.
+Checks, in order: the file exists, is a regular file and is no larger than
+a size limit (and lies inside an allowed folder, after resolving symlinks);
+onnxruntime can load it; the metadata holds the contract and provenance keys,
+with finite numbers in range; the weights hash matches
+`policy.weights_sha256`; the graph takes only the robot's own observation and
+returns cmd_vel; the contract fits the robot's; a warm-up inference is finite
+and inside limits. Whatever goes wrong on the way (a file system error, an
+exception from onnxruntime or a check) is a `PolicyRejected` too: a node
+swapping policies live must refuse a bad file, never die of it.
 
 Needs numpy and onnxruntime only (no torch, no onnx package, no rclpy): the
 weights hash is computed by reading the protobuf wire format directly.
@@ -19,12 +23,16 @@ weights hash is computed by reading the protobuf wire format directly.
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import math
+import os
+import re
+import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +51,15 @@ POLICY_KEYS = (
 # Relative slack on the speed limits: float32 rounding of max*tanh(x) may land
 # one ulp above the limit, which is not a policy asking for more speed.
 LIMIT_SLACK = 1e-5
+# The largest file `load` reads. An exported actor (two hidden layers of 256)
+# is about 0.3 MB, so 64 MiB leaves room for much larger networks while a
+# wrong path (a log, a data set, a sparse or growing file) is refused from its
+# size alone, before a robot's computer spends its memory reading it.
+MAX_POLICY_BYTES = 64 * 1024 * 1024
+# Robot indices in `policy.agent_id`: far more robots than one fleet (one DDS
+# domain) holds, small enough that the number is plainly a robot's index.
+MAX_AGENT_ID = 9999
+_AGENT_ID = re.compile(r"0|[1-9][0-9]*")
 
 
 class PolicyRejected(ValueError):
@@ -96,6 +113,8 @@ class OnnxPolicy:
         path: str | Path,
         robot_contract: Contract | None = None,
         allowed_dirs: Sequence[str | Path] | None = None,
+        *,
+        max_bytes: int = MAX_POLICY_BYTES,
     ) -> OnnxPolicy:
         """Load and check a policy file; raise `PolicyRejected` on any problem.
 
@@ -104,6 +123,10 @@ class OnnxPolicy:
             its own). None skips the check (the first model defines it).
         allowed_dirs: when given, the file (symlinks resolved) must lie inside
             one of these folders; None allows any folder.
+        max_bytes: files larger than this are refused before they are read.
+
+        Every failure, expected or not, is raised as `PolicyRejected` naming
+        the file and the reason, so a caller needs to catch that one type.
         """
         started = time.perf_counter()
         shown = str(path)
@@ -111,10 +134,34 @@ class OnnxPolicy:
         def refuse(reason: str) -> PolicyRejected:
             return PolicyRejected(f"policy {shown} refused: {reason}")
 
-        resolved = _existing_file(Path(path), refuse)
+        try:
+            policy = cls._load_checked(Path(path), robot_contract, allowed_dirs, max_bytes, refuse)
+        except PolicyRejected:
+            raise
+        except OSError as err:
+            raise refuse(_file_system_reason(err)) from None
+        except Exception as err:  # the last resort: refuse, whatever went wrong
+            raise refuse(
+                f"loading it failed with {type(err).__name__} ({_first_line(err)});"
+                " it is not a policy this robot can run"
+            ) from None
+        policy.load_time = time.perf_counter() - started
+        policy.loaded_at = time.time()
+        return policy
+
+    @classmethod
+    def _load_checked(
+        cls,
+        path: Path,
+        robot_contract: Contract | None,
+        allowed_dirs: Sequence[str | Path] | None,
+        max_bytes: int,
+        refuse: Callable[[str], PolicyRejected],
+    ) -> OnnxPolicy:
+        resolved = _existing_file(path, max_bytes, refuse)
         if allowed_dirs is not None:
             _check_inside(resolved, allowed_dirs, refuse)
-        blob = resolved.read_bytes()
+        blob = _read_at_most(resolved, max_bytes, refuse)
         session = _open_session(blob, refuse)
         metadata = dict(session.get_modelmeta().custom_metadata_map)
         contract = _contract_from(metadata, refuse)
@@ -144,8 +191,6 @@ class OnnxPolicy:
             sha256=hashlib.sha256(blob).hexdigest(),
         )
         policy._warm_up(refuse)
-        policy.load_time = time.perf_counter() - started
-        policy.loaded_at = time.time()
         return policy
 
     def _warm_up(self, refuse) -> None:
@@ -226,12 +271,71 @@ class OnnxPolicy:
 # ---------------------------------------------------------------------- #
 
 
-def _existing_file(path: Path, refuse) -> Path:
-    if not path.exists():
-        raise refuse("no such file; give the path of a robot_<i>.onnx written by `swarm export`")
-    if not path.is_file():
+def _existing_file(path: Path, max_bytes: int, refuse) -> Path:
+    """The resolved path of a regular file of at most max_bytes, from stat() alone."""
+    try:
+        info = path.stat()
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise refuse(
+                "no such file; give the path of a robot_<i>.onnx written by `swarm export`"
+            ) from None
+        raise
+    if stat.S_ISDIR(info.st_mode):
+        raise refuse("not a regular file (it is a folder); give the path of a robot_<i>.onnx file")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or a device would block or never end when read.
         raise refuse("not a regular file; give the path of a robot_<i>.onnx file")
+    if info.st_size > max_bytes:
+        raise refuse(_too_big(info.st_size, max_bytes))
     return path.resolve()
+
+
+def _read_at_most(path: Path, max_bytes: int, refuse) -> bytes:
+    """The file's bytes; refused if it grew past max_bytes since stat() looked."""
+    with path.open("rb") as file:
+        blob = file.read(max_bytes + 1)
+    if len(blob) > max_bytes:
+        raise refuse(_too_big(len(blob), max_bytes))
+    return blob
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return (
+        f"the file holds {size} bytes ({size / 2**20:.1f} MiB), more than the"
+        f" {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB) a policy may have (an exported"
+        " actor is well under 1 MiB); check the path, or pass a larger max_bytes to"
+        " OnnxPolicy.load for a model known to be that big"
+    )
+
+
+def _file_system_reason(err: OSError) -> str:
+    """Why the file system would not hand over the file, and what to do about it."""
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENAMETOOLONG:
+        name = str(err.filename or "")
+        longest = max((len(part.encode()) for part in Path(name).parts), default=0)
+        return (
+            f"the file system refuses the path as too long{where}: its longest name is"
+            f" {longest} bytes, the whole path {len(name.encode())} bytes (Linux allows"
+            " 255 bytes per name and 4095 per path); rename or move the file"
+        )
+    if isinstance(err, PermissionError):
+        return (
+            f"permission denied{where}: this process (user id {os.geteuid()}) cannot reach or read"
+            " it; make the file readable and every folder above it searchable by that user"
+        )
+    if err.errno == errno.ELOOP:
+        return f"its symlinks loop{where}; point the path at the real robot_<i>.onnx file"
+    if err.errno == errno.EISDIR:
+        return "not a regular file (it is a folder); give the path of a robot_<i>.onnx file"
+    code = errno.errorcode.get(err.errno, "?") if err.errno else type(err).__name__
+    return f"the file cannot be read: {err.strerror or _first_line(err)} [{code}]{where}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _check_inside(resolved: Path, allowed_dirs: Sequence[str | Path], refuse) -> None:
@@ -258,15 +362,33 @@ def _open_session(blob: bytes, refuse):
         # if someone rewrites the file in between.
         return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several unrelated types
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise refuse(f"onnxruntime cannot load it as an ONNX model ({first_line})") from None
+        raise refuse(f"onnxruntime cannot load it as an ONNX model ({_first_line(err)})") from None
 
 
 def _contract_from(metadata: dict[str, str], refuse) -> Contract:
     try:
-        return Contract.from_metadata(metadata)
+        contract = Contract.from_metadata(metadata)
     except (ContractMismatch, TypeError, ValueError) as err:
         raise refuse(f"bad contract metadata: {err}") from None
+    for field in fields(Contract):
+        value = getattr(contract, field.name)
+        if field.type in (int, "int"):
+            valid = isinstance(value, int) and not isinstance(value, bool)
+            wanted = "a whole number"
+        elif field.type in (float, "float"):
+            valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+            valid = valid and math.isfinite(value)
+            wanted = "a finite number"
+        else:
+            continue
+        if not valid:
+            raise refuse(
+                f"bad contract metadata: contract.{field.name}="
+                f"{metadata.get(f'contract.{field.name}')!r} is not {wanted}"
+                f" (this robot's default is {getattr(Contract(), field.name)!r});"
+                " re-export the model with `swarm export`"
+            )
+    return contract
 
 
 def _check_provenance(metadata: dict[str, str], refuse) -> None:
@@ -276,12 +398,18 @@ def _check_provenance(metadata: dict[str, str], refuse) -> None:
             f"metadata lacks {missing}; a policy needs {list(POLICY_KEYS)} (written by `swarm export`)"
         )
     agent = metadata["policy.agent_id"]
-    try:
-        agent_id = int(json.loads(agent))
-    except (ValueError, TypeError):
+    # Decimal digits only, checked before int(): "Infinity", "nan", "1e999",
+    # "-1" and "3.0" are refused here, never handed to int() or json.
+    digits = agent.strip()
+    if not _AGENT_ID.fullmatch(digits) or len(digits) > len(str(MAX_AGENT_ID)):
         agent_id = -1
-    if agent_id < 0 or str(agent_id) != agent.strip():
-        raise refuse(f"metadata policy.agent_id={agent!r} is not a robot index (0, 1, 2, ...)")
+    else:
+        agent_id = int(digits)
+    if not 0 <= agent_id <= MAX_AGENT_ID:
+        raise refuse(
+            f"metadata policy.agent_id={agent!r} is not a robot index (0, 1, 2, ...);"
+            f" it must be a whole number from 0 to {MAX_AGENT_ID} written in decimal digits"
+        )
 
 
 def _check_graph_io(session, contract: Contract, refuse) -> None:

@@ -44,6 +44,10 @@ class ContractMismatch(ValueError):
     """A model's observation/action contract does not fit this robot."""
 
 
+class ScanRefused(ValueError):
+    """A LaserScan whose fields make no sense: no command may come from it."""
+
+
 # --------------------------------------------------------------------------- #
 # Robot profile: the physical robot, as data.
 # --------------------------------------------------------------------------- #
@@ -272,6 +276,13 @@ class BeamPooler:
         self.range_min = float(range_min)
         self.range_max = float(range_max)
         angles = angle_min + angle_increment * np.arange(num_rays)
+        if not np.isfinite(angles).all():
+            # NaN/inf angles would reach np.bincount as garbage sector indices.
+            raise ScanRefused(
+                f"ray angles are not finite (angle_min={angle_min!r},"
+                f" angle_increment={angle_increment!r}, rays={num_rays});"
+                " both must be finite radians"
+            )
         # Sectors are centred on their angle (not starting at it) so that one
         # beam looks straight ahead and left/right beams mirror each other.
         wrapped = np.mod(angles + math.pi + math.pi / num_beams, 2 * math.pi)
@@ -303,6 +314,47 @@ class BeamPooler:
         pooled = padded[..., self._index].min(axis=-1)
         pooled = np.where(np.isfinite(pooled), pooled, self.range_max)
         return ((pooled - self.range_min) / (self.range_max - self.range_min)).astype(np.float32)
+
+
+def check_scan_fields(
+    num_rays: int, angle_min: float, angle_increment: float, range_min: float, range_max: float
+) -> None:
+    """Raise ScanRefused naming every LaserScan field that is unusable, its value
+    and what a valid one is: no rays, non-finite angles or limits, an increment
+    that is not positive (rays must go counter-clockwise, REP-103), or limits
+    with range_max <= range_min."""
+    problems = []
+    if num_rays < 1:
+        problems.append("ranges is empty (0 rays); a scan needs at least one ray")
+    for name, value, valid in (
+        ("angle_min", angle_min, "a finite angle in radians"),
+        ("angle_increment", angle_increment, "a finite angle > 0 in radians"),
+        ("range_min", range_min, "a finite distance >= 0 in metres"),
+        ("range_max", range_max, "a finite distance > range_min in metres"),
+    ):
+        value = float(value)
+        bad = not math.isfinite(value)
+        bad = bad or (name == "angle_increment" and value <= 0)
+        bad = bad or (name == "range_min" and value < 0)
+        bad = bad or (name == "range_max" and math.isfinite(range_min) and value <= range_min)
+        if bad:
+            problems.append(f"{name}={value!r} must be {valid}")
+    if problems:
+        raise ScanRefused("; ".join(problems))
+
+
+def count_valid_rays(ranges: np.ndarray, range_min: float, range_max: float) -> int:
+    """How many rays carry a reading, by REP-117: finite within [range_min,
+    range_max], +inf (nothing within range) or -inf (closer than range_min).
+
+    NaN (an erroneous reading) and finite values outside the limits are not
+    valid, with one exception: exactly 0.0 counts as "no return", like +inf,
+    because that is how TurtleBot3's LDS driver reports a ray that saw nothing
+    (a Burger in an open hall would otherwise be told its lidar is broken).
+    """
+    r = np.asarray(ranges, dtype=np.float64)
+    valid = np.isinf(r) | (r == 0.0) | ((r >= range_min) & (r <= range_max))
+    return int(np.count_nonzero(valid))
 
 
 def clean_ranges(ranges: np.ndarray, range_min: float, range_max: float) -> np.ndarray:
@@ -426,6 +478,10 @@ class ObservationBuilder:
             self._history = np.repeat(beams[None], self.contract.scan_stack, axis=0)
         else:
             self._history = np.concatenate([beams[None], self._history[:-1]], axis=0)
+
+    def forget_scans(self) -> None:
+        """Drop the stacked scans (after a lidar fault, so old scans never resurface)."""
+        self._history = None
 
     def observation(self, pose, goal_xy, linear: float, angular: float) -> np.ndarray:
         if self._history is None:

@@ -8,12 +8,20 @@ from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import LaserScan
 
-from swarm_contract.robot_io import yaw_from_quaternion
+from swarm_contract.robot_io import check_scan_fields, yaw_from_quaternion
 
 
 def scan_ranges(msg: LaserScan) -> np.ndarray:
     """The ranges without a copy (rclpy hands them over as a float32 array)."""
     return np.frombuffer(msg.ranges, dtype=np.float32) if len(msg.ranges) else np.zeros(0)
+
+
+def checked_scan_ranges(msg: LaserScan) -> np.ndarray:
+    """The ranges of a scan whose fields are usable; robot_io.ScanRefused (naming
+    the field, its value and the valid range) for one that is not."""
+    ranges = scan_ranges(msg)
+    check_scan_fields(len(ranges), msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+    return ranges
 
 
 def odom_pose_and_twist(msg: Odometry) -> tuple[tuple[float, float, float], tuple[float, float]]:

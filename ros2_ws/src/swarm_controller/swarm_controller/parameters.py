@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from swarm_contract.robot_io import RobotProfile
+from swarm_contract.robot_io import PROFILES_DIR, Contract, RobotProfile, load_profile
 from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class NodeSettings:
     max_angular: float
     sensor_timeout: float
     goal_tolerance: float
+    min_valid_ray_fraction: float
     cmd_vel_stamped: bool
     control_on_scan: bool
     allowed_policy_dirs: tuple[str, ...] | None
@@ -61,16 +62,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "max_linear",
         _DEFAULT_ROBOT.max_linear,
-        "Hard limit on |linear velocity| sent to cmd_vel, m/s (clamped here).",
+        "Hard limit on |linear velocity| sent to cmd_vel, m/s (clamped here). Read-only:"
+        " set at start; a value above the robot's (its contract's and profile's top"
+        " speed) is capped to that at configure, with a warning.",
         0.0,
         10.0,
+        read_only=True,
     ),
     ParameterSpec(
         "max_angular",
         _DEFAULT_ROBOT.max_angular,
-        "Hard limit on |angular velocity| sent to cmd_vel, rad/s.",
+        "Hard limit on |angular velocity| sent to cmd_vel, rad/s. Read-only; capped to"
+        " the robot's top turn rate at configure, like max_linear.",
         0.0,
         20.0,
+        read_only=True,
     ),
     ParameterSpec(
         "sensor_timeout",
@@ -79,6 +85,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         " one zero command and holds until fresh data arrives.",
         0.01,
         10.0,
+    ),
+    ParameterSpec(
+        "min_valid_ray_fraction",
+        0.5,
+        "Share of a scan's rays that must be valid (REP-117: finite within the scan's"
+        " [range_min, range_max], +inf, -inf, or 0.0 = no return) for the robot to drive."
+        " Below it the lidar counts as broken: one zero command, then hold until valid"
+        " scans come back. NaN is an erroneous reading, never open space.",
+        0.1,
+        1.0,
+        read_only=True,
     ),
     ParameterSpec(
         "goal_tolerance",
@@ -107,7 +124,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "allowed_policy_dirs",
         [],
         "Folders that policy files must lie in (after resolving symlinks). Unset or"
-        " empty: any folder (only for development).",
+        " empty: any folder (only for development). Read-only: a running node's"
+        " folders cannot be widened.",
+        read_only=True,
         item_type=str,
     ),
     ParameterSpec(
@@ -166,3 +185,27 @@ def check_settings(settings: NodeSettings) -> str | None:
         if reason is not None:
             return reason
     return None
+
+
+def capped_speed_limits(settings: NodeSettings, robot: Contract) -> tuple[float, float, list[str]]:
+    """(max_linear, max_angular) no faster than the robot allows, and a warning per cap.
+
+    The robot's limits are its contract's (the `robot_contract` file, else the
+    first policy's) and, when the contract names a shipped profile, that
+    profile's too: a fleet file cannot make a 0.22 m/s Burger drive at 5 m/s.
+    """
+    limits = {"max_linear": robot.max_linear, "max_angular": robot.max_angular}
+    source = "robot contract"
+    if (PROFILES_DIR / f"{robot.profile}.yaml").is_file():
+        profile = load_profile(robot.profile)
+        limits = {k: min(v, getattr(profile, k)) for k, v in limits.items()}
+        source = f"robot profile {robot.profile!r}"
+    capped, warnings = [], []
+    for name, top in limits.items():
+        wanted = getattr(settings, name)
+        if wanted > top:
+            warnings.append(
+                f"{name}={wanted:g} is above what the {source} allows; capped to {top:g}"
+            )
+        capped.append(min(wanted, top))
+    return capped[0], capped[1], warnings

@@ -58,10 +58,15 @@ from std_msgs.msg import String
 
 from swarm_contract.config import ConfigError, from_dict, load_yaml
 from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected
-from swarm_contract.robot_io import Contract, ObservationBuilder, clamp_twist
+from swarm_contract.robot_io import Contract, ObservationBuilder, clamp_twist, count_valid_rays
 from swarm_controller import parameters
 from swarm_controller.executor import ControlFirstExecutor
-from swarm_controller.messages import VelocityCommand, goal_xy, odom_pose_and_twist, scan_ranges
+from swarm_controller.messages import (
+    VelocityCommand,
+    checked_scan_ranges,
+    goal_xy,
+    odom_pose_and_twist,
+)
 from swarm_controller.reporting import NodeCounters, active_policy_json, diagnostic_status
 from swarm_controller.safety import CommandGate
 
@@ -83,6 +88,13 @@ def load_robot_contract(path: str) -> Contract:
         raise PolicyRejected(f"parameter robot_contract: {err}") from None
 
 
+def refusal_reason(err: Exception, path: str) -> str:
+    """What a refused policy load tells the operator; unexpected errors name their type."""
+    if isinstance(err, PolicyRejected):
+        return str(err)
+    return f"policy {path} refused: unexpected {type(err).__name__} while loading it: {err}"
+
+
 class PolicyNode(LifecycleNode):
     """Turns one robot's sensors into velocity commands with its ONNX policy."""
 
@@ -92,7 +104,14 @@ class PolicyNode(LifecycleNode):
         self.control_group = MutuallyExclusiveCallbackGroup()
         parameters.declare(self)
         self._settings = parameters.read(self)
-        self._gate = CommandGate(self._settings.sensor_timeout, self._settings.goal_tolerance)
+        self._gate = CommandGate(
+            self._settings.sensor_timeout,
+            self._settings.goal_tolerance,
+            self._settings.min_valid_ray_fraction,
+        )
+        # The clamp's limits: the read-only parameters, capped at configure to
+        # what the robot allows (parameters.capped_speed_limits).
+        self._speed_limits = (self._settings.max_linear, self._settings.max_angular)
         self._counters = NodeCounters()
         self._state = "unconfigured"
         self._problem = ""
@@ -105,6 +124,7 @@ class PolicyNode(LifecycleNode):
         self._builder: ObservationBuilder | None = None
         # Latest readings; written and read by control-group callbacks only.
         self._scan_time: float | None = None
+        self._scan_rays: tuple[int, int] | None = None  # (valid, total) of the latest scan
         self._odom_time: float | None = None
         self._pose: tuple[float, float, float] | None = None
         self._velocity = (0.0, 0.0)
@@ -146,8 +166,8 @@ class PolicyNode(LifecycleNode):
                 raise PolicyRejected(f"parameter {reason}")
             robot = load_robot_contract(s.robot_contract) if s.robot_contract else None
             policy = OnnxPolicy.load(s.policy_path, robot, s.allowed_policy_dirs)
-        except PolicyRejected as err:
-            self._problem = f"configure failed: {err}"
+        except Exception as err:  # PolicyRejected, or anything a check let slip
+            self._problem = f"configure failed: {refusal_reason(err, s.policy_path)}"
             self.get_logger().error(self._problem)
             self.publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
@@ -155,6 +175,7 @@ class PolicyNode(LifecycleNode):
         self._robot_contract = robot or policy.contract
         self._policy = policy
         self._builder = ObservationBuilder(self._robot_contract)
+        self._cap_speed_limits()
         msg_type = TwistStamped if s.cmd_vel_stamped else Twist
         self._cmd_pub = self.create_publisher(msg_type, "cmd_vel", COMMAND_QOS)
         self._cmd_msg = VelocityCommand(stamped=s.cmd_vel_stamped, frame_id=s.base_frame)
@@ -207,6 +228,7 @@ class PolicyNode(LifecycleNode):
         self._cmd_pub = self._policy_pub = None
         self._policy = self._builder = None
         self._scan_time = self._odom_time = self._pose = self._goal = None
+        self._scan_rays = None
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
@@ -221,6 +243,13 @@ class PolicyNode(LifecycleNode):
         self.stop_robot("error")
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
+
+    def _cap_speed_limits(self) -> None:
+        """Clamp to the speed parameters, but never faster than the robot allows."""
+        v, w, warnings = parameters.capped_speed_limits(self._settings, self._robot_contract)
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        self._speed_limits = (v, w)
 
     def _stop_timer(self) -> None:
         if self._control_timer is not None:
@@ -255,14 +284,23 @@ class PolicyNode(LifecycleNode):
         if builder is None:
             return
         try:
-            builder.add_scan(scan_ranges(msg), msg.angle_min, msg.angle_increment)
+            ranges = checked_scan_ranges(msg)
+            valid = count_valid_rays(ranges, msg.range_min, msg.range_max)
+            builder.add_scan(ranges, msg.angle_min, msg.angle_increment)
         except ValueError as err:
-            # Wrong geometry for the contract: never count it as a fresh scan,
-            # so the stale rule stops the robot.
+            # Unusable fields or wrong geometry for the contract: the lidar can
+            # no longer be trusted, so the last good scan stops counting as
+            # fresh too and the stale rule stops the robot at the next tick.
+            self._scan_time = None
             self._scan_problem = f"scan refused: {err}"
             self.get_logger().error(self._scan_problem, throttle_duration_sec=5.0)
             return
+        if not self._gate.enough_valid_rays(valid, len(ranges)):
+            # A broken lidar (the gate holds the robot): its scan must not stay
+            # in the stack and reappear once valid scans come back.
+            builder.forget_scans()
         self._scan_problem = ""
+        self._scan_rays = (valid, len(ranges))
         now = self._now()
         self._scan_time = now
         if self._settings.control_on_scan:
@@ -301,7 +339,9 @@ class PolicyNode(LifecycleNode):
         return math.hypot(self._goal[0] - self._pose[0], self._goal[1] - self._pose[1])
 
     def _step(self, now: float, stamp, run_policy: bool) -> None:
-        decision = self._gate.decide(now, self._scan_time, self._odom_time, self._goal_distance())
+        decision = self._gate.decide(
+            now, self._scan_time, self._odom_time, self._goal_distance(), self._scan_rays
+        )
         if not decision.drive:
             if decision.send_zero:
                 self._publish(0.0, 0.0, stamp)
@@ -330,8 +370,7 @@ class PolicyNode(LifecycleNode):
         v, w = float(cmd[0]), float(cmd[1])
         if not (math.isfinite(v) and math.isfinite(w)):
             self._counters.non_finite_commands += 1
-        s = self._settings
-        v, w = clamp_twist(v, w, s.max_linear, s.max_angular)
+        v, w = clamp_twist(v, w, *self._speed_limits)
         self._publish(v, w, stamp)
 
     def _publish(self, v: float, w: float, stamp) -> None:
@@ -373,8 +412,11 @@ class PolicyNode(LifecycleNode):
             if robot is None and self._settings.robot_contract:
                 robot = load_robot_contract(self._settings.robot_contract)
             policy = OnnxPolicy.load(path, robot, self._settings.allowed_policy_dirs)
-        except PolicyRejected as err:
-            return str(err)
+        except Exception as err:
+            # OnnxPolicy.load raises only PolicyRejected; anything else is a bug
+            # there, and still only a refused swap: escaping this callback would
+            # take the node down and leave the robot without commands.
+            return refusal_reason(err, path)
         self._candidate = (path, policy)
         return None
 
@@ -430,6 +472,7 @@ class PolicyNode(LifecycleNode):
             hold_reason=self._gate.reason if self._gate.holding else "",
             problem=self._problem or self._scan_problem,
             counters=self._counters,
+            speed_limits=self._speed_limits if self._policy is not None else None,
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()

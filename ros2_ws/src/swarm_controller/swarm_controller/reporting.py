@@ -40,12 +40,13 @@ def diagnostic_status(
     hold_reason: str,
     problem: str,
     counters: NodeCounters,
+    speed_limits: tuple[float, float] | None = None,
 ) -> DiagnosticStatus:
     """One DiagnosticStatus for this robot's policy node.
 
-    Level: ERROR when the policy or the scans were refused, WARN while not
-    driving (unconfigured, inactive, holding for stale sensors or a goal), OK
-    while driving or parked at the goal.
+    Level: ERROR when the policy or the scans were refused or the lidar
+    returns too few valid rays, WARN while not driving (unconfigured, inactive,
+    holding for stale sensors or a goal), OK while driving or parked at the goal.
     """
     if problem:
         level, message = DiagnosticStatus.ERROR, problem
@@ -53,6 +54,8 @@ def diagnostic_status(
         level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: no policy loaded"
     elif lifecycle_state != "active":
         level, message = DiagnosticStatus.WARN, f"{lifecycle_state}: not driving"
+    elif hold_reason.startswith("lidar invalid"):
+        level, message = DiagnosticStatus.ERROR, f"holding: {hold_reason}"
     elif counters.stale or (hold_reason and not hold_reason.startswith("at goal")):
         level, message = DiagnosticStatus.WARN, f"holding: {hold_reason}"
     else:
@@ -65,6 +68,10 @@ def diagnostic_status(
         "last_inference_ms": f"{counters.last_inference_s * 1e3:.3f}",
         "stale_sensors": ",".join(counters.stale),
         "hold_reason": hold_reason,
+        # The clamp's limits in force (the parameters capped to the robot's).
+        "speed_limits": f"{speed_limits[0]:g} m/s, {speed_limits[1]:g} rad/s"
+        if speed_limits
+        else "",
         "ticks": str(counters.ticks),
         "missed_ticks": str(counters.missed_ticks),
         "commands": str(counters.commands),

@@ -33,9 +33,12 @@ class CommandGate:
     sensor's clock may be another machine's.
     """
 
-    def __init__(self, sensor_timeout: float, goal_tolerance: float) -> None:
+    def __init__(
+        self, sensor_timeout: float, goal_tolerance: float, min_valid_ray_fraction: float = 0.5
+    ) -> None:
         self.sensor_timeout = sensor_timeout
         self.goal_tolerance = goal_tolerance
+        self.min_valid_ray_fraction = min_valid_ray_fraction
         self._holding = False
         self.reason = "not started"
 
@@ -60,12 +63,24 @@ class CommandGate:
         scan_time: float | None,
         odom_time: float | None,
         goal_distance: float | None,
+        scan_rays: tuple[int, int] | None = None,
     ) -> Decision:
-        """goal_distance: metres from the robot to its goal, None while no goal is known."""
+        """goal_distance: metres from the robot to its goal, None while no goal is known.
+
+        scan_rays: (valid, total) rays of the latest scan (robot_io.count_valid_rays).
+        A scan with too few valid rays is a broken lidar, not open space: NaN
+        or out-of-limit ranges would otherwise pool to "nothing in the way".
+        """
         reason = ""
         stale = self.stale_sensors(now, scan_time, odom_time)
         if stale:
             reason = f"no fresh {' and '.join(stale)} (timeout {self.sensor_timeout:g} s)"
+        elif scan_rays is not None and not self.enough_valid_rays(*scan_rays):
+            valid, total = scan_rays
+            reason = (
+                f"lidar invalid ({valid} of {total} rays valid,"
+                f" need {self.min_valid_ray_fraction:.0%})"
+            )
         elif goal_distance is None:
             reason = "no goal yet"
         elif not math.isfinite(goal_distance):
@@ -79,6 +94,10 @@ class CommandGate:
         first = not self._holding
         self._holding = True
         return Decision(drive=False, send_zero=first, reason=reason)
+
+    def enough_valid_rays(self, valid: int, total: int) -> bool:
+        """Whether a scan with `valid` of `total` valid rays may drive the robot."""
+        return total > 0 and valid >= self.min_valid_ray_fraction * total
 
     @property
     def holding(self) -> bool:
