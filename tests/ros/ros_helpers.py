@@ -282,6 +282,17 @@ class RobotWorld:
         )
 
 
+def diagnostic_error(diagnostics: Recorder, hardware_id: str) -> str | None:
+    """The message of the first ERROR status from `hardware_id` recorded so far, or None."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    for msg in diagnostics.messages():
+        for status in msg.status:
+            if status.hardware_id == hardware_id and status.level == DiagnosticStatus.ERROR:
+                return status.message
+    return None
+
+
 def change_state(probe: RosProbe, node_fqn: str, transition: int, timeout: float = 10.0) -> bool:
     """Call the lifecycle `<node>/change_state` service (what `ros2 lifecycle set` does)."""
     from lifecycle_msgs.srv import ChangeState

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
 from lifecycle_msgs.msg import Transition
-from ros_helpers import RobotWorld, change_state, wait_for
+from ros_helpers import RobotWorld, change_state, diagnostic_error, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -137,7 +137,7 @@ def test_a_refused_first_policy_leaves_the_robot_still_until_a_good_one_is_set(
 ):
     """robot_contract pins the robot's sensors; a model for 16 beams never drives it."""
     import yaml
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from diagnostic_msgs.msg import DiagnosticArray
 
     from swarm_contract.robot_io import Contract
 
@@ -150,14 +150,11 @@ def test_a_refused_first_policy_leaves_the_robot_still_until_a_good_one_is_set(
     robot = RobotWorld(probe, "/robot_0")
     nodes.start_policy_node("/robot_0", policy_path=wrong, robot_contract=contract_file)
 
-    def configure_failed():
-        for msg in diagnostics.messages():
-            for status in msg.status:
-                if status.hardware_id == "/robot_0" and status.level == DiagnosticStatus.ERROR:
-                    return status.message
-        return None
-
-    message = wait_for(configure_failed, 10.0, "/diagnostics to report the refused policy")
+    message = wait_for(
+        lambda: diagnostic_error(diagnostics, "/robot_0"),
+        10.0,
+        "/diagnostics to report the refused policy",
+    )
     assert "configure failed" in message and "num_beams: model expects 16, robot has 24" in message
     robot.send_goal(3.0, 0.0)
     robot.feed()
@@ -219,6 +216,17 @@ def time_to_zero(robot: RobotWorld, since: float, timeout: float, what: str) -> 
     return zero_at - since
 
 
+def driving_at_full_speed(probe, nodes, policy_models, what: str) -> tuple[RobotWorld, ScanFeed]:
+    """/robot_0's node with a goal ahead and fed scans, once it drives near full speed."""
+    robot = RobotWorld(probe, "/robot_0")
+    nodes.start_policy_node("/robot_0", policy_path=policy_models.reference_controller())
+    robot.wait_ready()
+    robot.send_goal(3.0, 0.0)
+    feed = ScanFeed(probe, robot)
+    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, what)
+    return robot, feed
+
+
 def broken_scan(valid_rays: int, fill: float):
     """A scan whose rays read `fill` (NaN, -1.0: invalid) except `valid_rays` +inf ones."""
     from ros_helpers import scan_msg
@@ -237,12 +245,7 @@ def test_a_broken_lidar_stops_the_robot_says_why_and_driving_resumes(probe, node
     from ros_helpers import scan_msg
 
     diagnostics = probe.record(DiagnosticArray, "/diagnostics")
-    robot = RobotWorld(probe, "/robot_0")
-    nodes.start_policy_node("/robot_0", policy_path=policy_models.reference_controller())
-    robot.wait_ready()
-    robot.send_goal(3.0, 0.0)
-    feed = ScanFeed(probe, robot)
-    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving on a healthy lidar")
+    robot, feed = driving_at_full_speed(probe, nodes, policy_models, "driving on a healthy lidar")
 
     for valid, fill, reason in (
         (3, math.nan, "lidar invalid (3 of 360 rays valid, need 50%)"),
@@ -267,12 +270,7 @@ def test_a_scan_with_unusable_fields_is_refused_by_name_and_never_drives(
     from ros_helpers import scan_msg
 
     diagnostics = probe.record(DiagnosticArray, "/diagnostics")
-    robot = RobotWorld(probe, "/robot_0")
-    nodes.start_policy_node("/robot_0", policy_path=policy_models.reference_controller())
-    robot.wait_ready()
-    robot.send_goal(3.0, 0.0)
-    feed = ScanFeed(probe, robot)
-    robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 5.0, "driving on good scans")
+    robot, feed = driving_at_full_speed(probe, nodes, policy_models, "driving on good scans")
 
     def with_field(field: str, value: float):
         def make():

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_helpers import RobotWorld, wait_for
+from ros_helpers import RobotWorld, diagnostic_error, wait_for
 
 from swarm_contract.robot_io import Contract
 from swarm_ops.onnx_models import PolicyModels
@@ -212,7 +212,6 @@ def test_swap_to_an_unreadable_folder_is_refused(probe, nodes, policy_models):
 
 
 def test_a_faulty_first_policy_leaves_the_node_up_and_unconfigured(probe, nodes, policy_models):
-    from diagnostic_msgs.msg import DiagnosticStatus
 
     candidates = bad_candidates(policy_models)
     good = policy_models.reference_controller("good/robot_0.onnx")
@@ -221,14 +220,11 @@ def test_a_faulty_first_policy_leaves_the_node_up_and_unconfigured(probe, nodes,
     first, reason = candidates["agent_id Infinity"]
     process = nodes.start_policy_node("/robot_0", policy_path=first)
 
-    def configure_failed():
-        for msg in diagnostics.messages():
-            for status in msg.status:
-                if status.hardware_id == "/robot_0" and status.level == DiagnosticStatus.ERROR:
-                    return status.message
-        return None
-
-    message = wait_for(configure_failed, 10.0, "/diagnostics to report the refused policy")
+    message = wait_for(
+        lambda: diagnostic_error(diagnostics, "/robot_0"),
+        10.0,
+        "/diagnostics to report the refused policy",
+    )
     assert "configure failed" in message and reason in message, message
     for path, reason in (candidates["64 GiB sparse file"], candidates["300-character name"]):
         [result] = probe.set_parameters(robot.node_fqn, {"policy_path": str(path)})
