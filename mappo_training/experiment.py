@@ -63,11 +63,13 @@ class RunConfig:
     meanwhile). 2 can use both cores of an otherwise idle 2-core machine, but on
     a shared one LayerNorm's threads spin against other work and the update ran
     4x slower here, so the default is 1; `swarm bench train` measures both."""
-    checkpoint_every: int = 10
-    """Write a checkpoint every this many updates (and always at the end)."""
+    checkpoint_every: int = 1
+    """Write a checkpoint every this many updates (and always at the end). At 1
+    a SIGKILL loses at most the update in progress; a save took 2% of an
+    update's time on the packaged configs (40 ms for 9 MB, 110 ms for 18 MB)."""
     keep_checkpoints: int = 5
     """Keep the newest this many checkpoints and delete older ones (a circle
-    run's are 24 MB each); 0 = keep every one. Resume falls back to an older
+    run's are 18 MB each); 0 = keep every one. Resume falls back to an older
     one when the newest is damaged, so keep more than 1."""
     eval_episodes: int = 50
     """Episodes of deterministic evaluation at the end of training (0 = none)."""

@@ -11,10 +11,10 @@ this module owns collection, logging, checkpoints and resume.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import math
 import random
-import shutil
 import signal
 import sys
 import time
@@ -48,6 +48,14 @@ from mappo_training.vec_env import WorkerPool
 from swarm_contract.config import ConfigError
 
 RUNS_DIR = Path("runs")
+
+
+class TrainingDiverged(RuntimeError):
+    """A rollout, loss, gradient or weight went NaN or inf; the run stopped without saving it."""
+
+
+class NonFiniteRollout(FloatingPointError):
+    """The environment gave a NaN or inf reward or observation."""
 
 
 # --------------------------------------------------------------------------- #
@@ -103,7 +111,15 @@ def warm_start_actors(learner, source: Path) -> None:
     from mappo_training.algo.networks import GaussianActor
 
     if source.is_dir() and (source / "torch_reference.pt").is_file():
-        data = torch.load(source / "torch_reference.pt", map_location="cpu", weights_only=True)
+        reference = source / "torch_reference.pt"
+        try:
+            data = torch.load(reference, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many kinds for a damaged or foreign file
+            raise ConfigError(
+                f"run.init_actor_from={str(source)!r}: {reference} is truncated, corrupt or"
+                f" holds more than tensors ({type(err).__name__}); export the model again"
+                " with `swarm export`, or start from a run folder or checkpoint instead"
+            ) from err
         weights = {
             k.removeprefix("actor."): v
             for k, v in data["state_dict"].items()
@@ -269,6 +285,10 @@ class Trainer:
                 for w in range(self._workers.num_workers)
             ]
         self._mid_update = False
+        # The newest checkpoint this trainer wrote or resumed from, and its update.
+        self.last_checkpoint: Path | None = None
+        self._saved_update: int | None = None
+        self._resumed_log_row: dict[str, float] | None = None
         if cfg.run.init_actor_from:
             warm_start_actors(self.learner, Path(cfg.run.init_actor_from))
         self.steps_per_update = cfg.run.rollout_steps * self.num_arenas * self.num_robots
@@ -285,8 +305,34 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / f"update_{self.update:06d}.pt"
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, log_row: dict[str, float] | None = None) -> Path:
+        """Write this update's checkpoint, point latest.pt at it, prune old ones.
+
+        log_row: this update's progress.csv row, kept to be logged on resume if
+        the run is killed between saving and logging it.
+
+        A failed write (a full disk) leaves every earlier checkpoint whole and
+        raises a CheckpointError that says where the run can continue from.
+        """
         snapshot = self.env.snapshot() if self.env.supports_snapshot else None
+        try:
+            path = self._write_checkpoint(snapshot, log_row)
+        except ckpt.CheckpointError as err:
+            written = sorted((self.run_dir / "checkpoints").glob("update_*.pt"))
+            since = (
+                f"`swarm train --resume {self.run_dir}` continues from {written[-1].name}"
+                if written
+                else "no checkpoint of this run was written yet"
+            )
+            raise ckpt.CheckpointError(
+                f"{err}. Training stopped after update {self.update}: free disk space"
+                f" (or lower run.keep_checkpoints); {since}"
+            ) from err
+        self.last_checkpoint, self._saved_update = path, self.update
+        self._prune_checkpoints()
+        return path
+
+    def _write_checkpoint(self, snapshot, log_row: dict[str, float] | None) -> Path:
         path = ckpt.save(
             self.checkpoint_path(),
             {
@@ -306,11 +352,10 @@ class Trainer:
                 "action_dim": self.env.action_dim,
                 "state_dim": self.env.state_dim,
                 "contract": self.env.contract,
+                "log_row": log_row,
             },
         )
-        shutil.copyfile(path, self.run_dir / "checkpoints" / ".latest.tmp")
-        Path(self.run_dir / "checkpoints" / ".latest.tmp").replace(self.run_dir / "latest.pt")
-        self._prune_checkpoints()
+        ckpt.link_latest(path, self.run_dir / "latest.pt")
         return path
 
     def _prune_checkpoints(self) -> None:
@@ -326,6 +371,7 @@ class Trainer:
         self.update = data["update"]
         self.global_step = data["global_step"]
         self.wall_time = data["wall_time"]
+        self._resumed_log_row = data.get("log_row")
         if data.get("env_snapshot") is not None:
             self.env.restore(data["env_snapshot"])
             self.obs, self.state = data["obs"], data["state"]
@@ -410,17 +456,20 @@ class Trainer:
         batch, self.pending = self.pending, None
         spare = next((r for r in self._rollouts if r is not batch), None)
         overlap = self.cfg.run.overlap and self.update + 1 < self.num_updates
-        if overlap and workers is not None:
-            self.start_remote_collect(workers, stale=True)
-            metrics = self._update(batch)
-            self.pending = self.finish_remote_collect(workers, spare)
-        elif overlap:
-            frozen = self.learner.frozen_actors()
-            with BackgroundUpdate(lambda: self._update(batch)) as job:
-                self.pending = self.collect(spare, frozen)
-            metrics = job.result()
-        else:
-            metrics = self._update(batch)
+        try:
+            if overlap and workers is not None:
+                self.start_remote_collect(workers, stale=True)
+                metrics = self._update(batch)
+                self.pending = self.finish_remote_collect(workers, spare)
+            elif overlap:
+                frozen = self.learner.frozen_actors()
+                with BackgroundUpdate(lambda: self._update(batch)) as job:
+                    self.pending = self.collect(spare, frozen)
+                metrics = job.result()
+            else:
+                metrics = self._update(batch)
+        except FloatingPointError as err:  # the learner's NonFiniteLoss (torch-free import)
+            raise TrainingDiverged(self._divergence_report(err)) from err
         elapsed = time.perf_counter() - start
         self.update += 1
         self.global_step += self.steps_per_update
@@ -429,11 +478,37 @@ class Trainer:
         metrics["charts/SPS"] = self.steps_per_update / elapsed
         return metrics
 
+    def _divergence_report(self, err: FloatingPointError) -> str:
+        """What went non-finite, where, what is still good, and what to try."""
+        kept = (
+            f"{self.last_checkpoint} (update {self._saved_update}) is the last good checkpoint"
+            if self.last_checkpoint
+            else "no checkpoint was written before it"
+        )
+        algo = self.cfg.algo
+        if isinstance(err, NonFiniteRollout):
+            hint = (
+                "The environment produced them: check its reward terms (sim.reward.*) and"
+                " observations, e.g. with `swarm eval` on the last good checkpoint."
+            )
+        else:
+            hint = (
+                f"Try lower learning rates (algo.actor_lr={algo.actor_lr:g},"
+                f" algo.critic_lr={algo.critic_lr:g}), check the reward scale (sim.reward.*)"
+                " and keep algo.max_grad_norm set; a new run can start from the last good"
+                " actor with run.init_actor_from=<checkpoint>."
+            )
+        return (
+            f"training stopped at update {self.update + 1} of {self.num_updates}: {err}."
+            f" Nothing of this update was saved; {kept}. {hint}"
+        )
+
     def _update(self, rollout: Rollout) -> dict[str, float]:
         """Value targets with the current critic, then the PPO update."""
         import torch
 
         algo = self.cfg.algo
+        _require_finite_rollout(rollout)
         compute_targets(self.learner, rollout, algo.gamma, algo.gae_lambda)
         torch.set_num_threads(self.cfg.run.update_threads)
         try:
@@ -452,31 +527,42 @@ class Trainer:
         from mappo_training.run_log import RunLog, plot_learning_curves
 
         log = RunLog(self.run_dir, resume_step=self.global_step if self.update else None)
+        if self._resumed_log_row and _last_logged_step(log.csv_path) != self.global_step:
+            log.write(self.global_step, self._resumed_log_row)
         bar = _progress_bar(self.num_updates, self.update, self.quiet)
         previous = signal.signal(signal.SIGINT, self._request_stop)
         last: dict[str, float] = {}
+        faulted = False
         try:
             while self.update < self.num_updates and not self._stop_requested:
                 metrics = self.train_one_update()
-                episode_metrics = self.stats.summary()
-                self.stats.clear()
                 row = {
                     **metrics,
-                    **episode_metrics,
+                    **self.stats.summary(),
                     "update": self.update,
                     "wall_time": self.wall_time,
                 }
+                self.stats.clear()
+                # Saved, with its log row, before it is logged: every update in
+                # progress.csv is on disk, so a kill at any moment loses at most
+                # the update in progress, and resume writes a row the kill cut off.
+                if self.update % self.cfg.run.checkpoint_every == 0:
+                    self.save_checkpoint(log_row=row)
                 log.write(self.global_step, row)
                 last.update(row)
                 bar.update(1)
                 bar.set_postfix(_postfix(last), refresh=False)
-                if self.update % self.cfg.run.checkpoint_every == 0:
-                    self.save_checkpoint()
+        except (TrainingDiverged, ckpt.CheckpointError):
+            # The learner went non-finite or the disk is full: the newest
+            # checkpoint on disk is the last good one, and stays so.
+            faulted = True
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
             bar.close()
             log.close()
-            self._save_on_exit()
+            if not faulted:
+                self._save_on_exit()
         curves = plot_learning_curves(
             self.run_dir / "progress.csv", self.run_dir / "learning_curves.png", self.run_dir.name
         )
@@ -495,7 +581,10 @@ class Trainer:
                 file=sys.stderr,
             )
             return
-        path = self.save_checkpoint()
+        if self._saved_update == self.update and self.last_checkpoint is not None:
+            path = self.last_checkpoint
+        else:
+            path = self.save_checkpoint()
         if self._stop_requested:
             print(f"interrupted: saved {path}; continue with `swarm train --resume {self.run_dir}`")
 
@@ -510,6 +599,31 @@ class Trainer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _require_finite_rollout(rollout: Rollout) -> None:
+    """Refuse to learn from NaN or inf rewards or observations, naming the first."""
+    buf = rollout.buffer
+    # Observations only of robots still driving: a finished robot's row is never learned from.
+    for name, bad in (
+        ("rewards", ~np.isfinite(buf.rewards)),
+        ("observations", ~np.isfinite(buf.obs) & buf.active[..., None]),
+    ):
+        if bad.any():
+            step, arena, robot = np.argwhere(bad)[0][:3].tolist()
+            raise NonFiniteRollout(
+                f"the rollout holds {int(bad.sum())} non-finite {name} (the first at"
+                f" step {step}, arena {arena}, robot {robot})"
+            )
+
+
+def _last_logged_step(csv_path: Path) -> int | None:
+    """global_step of progress.csv's last row (None without rows)."""
+    if not csv_path.is_file():
+        return None
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return int(float(rows[-1]["global_step"])) if rows else None
 
 
 def _progress_bar(total: int, done: int, quiet: bool):
@@ -569,26 +683,44 @@ def resume(run_dir: Path, *, quiet: bool = False) -> Trainer:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
     cfg = validate(load_yaml(run_dir / "config.yaml"))
-    trainer = Trainer(cfg, run_dir, quiet=quiet)
+    # A save killed mid-write leaves only its temp file; the checkpoint before it is whole.
+    ckpt.remove_partial_writes(run_dir / "checkpoints")
+    ckpt.remove_partial_writes(run_dir)
     candidates = sorted((run_dir / "checkpoints").glob("update_*.pt"), reverse=True)
     if not candidates:
-        raise ckpt.CheckpointError(f"{run_dir} has no checkpoints to resume from")
-    errors = []
+        raise ckpt.CheckpointError(
+            f"{run_dir} has no checkpoints to resume from (it stopped before its first"
+            " update was saved); start the run again without --resume"
+        )
+    trainer = Trainer(cfg, run_dir, quiet=quiet)
+    try:
+        path, data, skipped = _newest_readable(candidates, trainer.hash)
+        trainer.restore(data)
+    except BaseException:
+        trainer.close()
+        raise
+    for msg in skipped:
+        print(f"skipped: {msg}", file=sys.stderr)
+    trainer.last_checkpoint, trainer._saved_update = path, trainer.update
+    if not quiet:
+        print(f"resuming {run_dir} from {path.name} (robot-step {trainer.global_step})")
+    return trainer
+
+
+def _newest_readable(candidates: list[Path], config_hash: str) -> tuple[Path, dict, list[str]]:
+    """The newest checkpoint that loads, and why each newer one did not."""
+    skipped = []
     for path in candidates:
         try:
-            data = ckpt.load(path, expect_config_hash=trainer.hash)
+            return path, ckpt.load(path, expect_config_hash=config_hash), skipped
         except ckpt.CheckpointError as err:
             if "config hash" in str(err):
                 raise
-            errors.append(str(err))
-            continue
-        trainer.restore(data)
-        for msg in errors:
-            print(f"skipped: {msg}", file=sys.stderr)
-        if not quiet:
-            print(f"resuming {run_dir} from {path.name} (robot-step {trainer.global_step})")
-        return trainer
-    raise ckpt.CheckpointError("no readable checkpoint: " + " | ".join(errors))
+            skipped.append(str(err))
+    raise ckpt.CheckpointError(
+        f"no readable checkpoint in {candidates[0].parent} (start the run over without"
+        " --resume): " + " | ".join(skipped)
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -634,7 +766,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     with trainer:
-        trainer.run()
+        try:
+            trainer.run()
+        except (TrainingDiverged, ckpt.CheckpointError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     print(f"done: {trainer.run_dir} (robot-step {trainer.global_step}, {trainer.wall_time:.0f} s)")
     if trainer.cfg.run.eval_episodes and not trainer._stop_requested:
         from mappo_training.evaluate import evaluate, print_report

@@ -16,13 +16,14 @@ from mappo_training.algo.config import ActionSpec, AlgoConfig
 from mappo_training.algo.gae import compute_gae
 from mappo_training.algo.value_norm import ValueNormalizer
 
-_TORCH_NAMES = {"MAPPOLearner", "ActorSlot"}
+_TORCH_NAMES = {"MAPPOLearner", "ActorSlot", "NonFiniteLoss"}
 
 __all__ = [
     "ActionSpec",
     "ActorSlot",
     "AlgoConfig",
     "MAPPOLearner",
+    "NonFiniteLoss",
     "RolloutBuffer",
     "ValueNormalizer",
     "compute_gae",

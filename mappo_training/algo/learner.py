@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +45,18 @@ STATE_FORMAT = "mappo-learner/1"
 # Config keys that change the shape of the networks: a checkpoint only loads
 # into a learner built with the same ones.
 _ARCHITECTURE_KEYS = ("hidden_sizes", "layer_norm", "share_actor", "agent_id", "critic_input")
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss, gradient norm or weight of the update is NaN or inf.
+
+    Raised before the optimiser steps with it, so no weight takes the bad
+    value; the update is abandoned and the learner is not fit to be saved.
+    """
+
+    def __init__(self, quantity: str, value: float, where: str) -> None:
+        self.quantity, self.value, self.where = quantity, value, where
+        super().__init__(f"{quantity} is {value} ({where})")
 
 
 @dataclass(frozen=True)
@@ -307,10 +320,11 @@ class MAPPOLearner:
             )
         logs: dict[str, list[torch.Tensor]] = {}
         early_stopped, epochs_done, steps_done = False, 0, 0
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             order = torch.randperm(num_rows, generator=self._shuffle_rng).to(self.device)
-            for rows in torch.tensor_split(order, cfg.num_minibatches):
-                stats, stop = self._minibatch_step(batch, rows)
+            for minibatch, rows in enumerate(torch.tensor_split(order, cfg.num_minibatches)):
+                where = f"epoch {epoch + 1}, minibatch {minibatch + 1}"
+                stats, stop = self._minibatch_step(batch, rows, where)
                 for key, value in stats.items():
                     logs.setdefault(key, []).append(value)
                 if stop:
@@ -320,6 +334,7 @@ class MAPPOLearner:
             if early_stopped:
                 break
             epochs_done += 1
+        self._require_finite_weights()
 
         metrics = {key: torch.stack(vals).mean().item() for key, vals in logs.items()}
         metrics["losses/explained_variance"] = batch["explained_variance"]
@@ -398,11 +413,15 @@ class MAPPOLearner:
         return batch
 
     def _minibatch_step(
-        self, batch: dict[str, Any], rows: torch.Tensor
+        self, batch: dict[str, Any], rows: torch.Tensor, where: str = "minibatch"
     ) -> tuple[dict[str, torch.Tensor], bool]:
-        """One gradient step of every actor and the critic; (stats, stop early?)."""
+        """One gradient step of every actor and the critic; (stats, stop early?).
+
+        Raises NonFiniteLoss, naming the loss, before a NaN or inf loss or
+        gradient reaches an optimiser step.
+        """
         cfg = self.cfg
-        actor_losses, counts = [], []
+        actor_losses, counts, actor_terms = [], [], []
         totals = {"policy_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0}
         totals.update(old_approx_kl=0.0, clipfrac=0.0)
         for actor, data in zip(self.actors, batch["slots"], strict=True):
@@ -414,6 +433,7 @@ class MAPPOLearner:
             )
             entropy_mean = masked_mean(entropy, mask)
             actor_losses.append(pg_loss - self.entropy_coef * entropy_mean)
+            actor_terms.append({"losses/policy_loss": pg_loss, "losses/entropy": entropy_mean})
             # Diagnostics are weighted by active robots, as if all slots were one batch.
             count = mask.sum()
             counts.append(count)
@@ -435,14 +455,17 @@ class MAPPOLearner:
             return stats, True
 
         grad_norms = []
-        for actor, opt, loss, count in zip(
-            self.actors, self.actor_optimizers, actor_losses, counts, strict=True
+        for k, (actor, opt, loss, count) in enumerate(
+            zip(self.actors, self.actor_optimizers, actor_losses, counts, strict=True)
         ):
             if count.item() == 0:
                 continue  # no active robot of this actor here: Adam's momentum alone would move it
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norms.append(nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm))
+            norm = nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
+            terms = {**actor_terms[k], "the actor's gradient norm": norm}
+            _require_finite(terms, f"actor {k}, {where}")
+            grad_norms.append(norm)
             opt.step()
         self._project_std()
 
@@ -458,6 +481,8 @@ class MAPPOLearner:
         self.critic_optimizer.zero_grad(set_to_none=True)
         (cfg.value_coef * v_loss).backward()
         critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        terms = {"losses/value_loss": v_loss, "the critic's gradient norm": critic_norm}
+        _require_finite(terms, f"critic, {where}")
         self.critic_optimizer.step()
 
         stats["losses/value_loss"] = v_loss.detach()
@@ -465,6 +490,22 @@ class MAPPOLearner:
         if grad_norms:
             stats["losses/actor_grad_norm"] = torch.stack(grad_norms).mean().detach()
         return stats, False
+
+    def _require_finite_weights(self) -> None:
+        """Finite losses and gradients can still step a weight to inf (a huge
+        learning rate): one check of every weight after the update."""
+        modules = [(f"actor {k}", actor) for k, actor in enumerate(self.actors)]
+        modules.append(("critic", self.critic))
+        finite = torch.stack(
+            [torch.isfinite(p).all() for _, module in modules for p in module.parameters()]
+        )
+        if bool(finite.all()):
+            return
+        for name, module in modules:
+            for pname, p in module.named_parameters():
+                if not bool(torch.isfinite(p).all()):
+                    bad = p.detach()[~torch.isfinite(p.detach())].flatten()[0].item()
+                    raise NonFiniteLoss(f"weight {pname}", bad, f"{name}, after the update")
 
     def _chart_metrics(self) -> dict[str, float]:
         actor_lr, critic_lr = schedules.learning_rates(self.cfg, self.progress)
@@ -635,6 +676,17 @@ def _check_layout(obs_dims: list[int], action_specs: list[ActionSpec], state_dim
             )
     if isinstance(state_dim, bool) or not isinstance(state_dim, int | np.integer) or state_dim < 1:
         raise ValueError(f"MAPPOLearner: state_dim={state_dim!r} must be an integer >= 1")
+
+
+def _require_finite(terms: dict[str, torch.Tensor], where: str) -> None:
+    """Raise NonFiniteLoss naming the first of `terms` that is NaN or inf
+    (one device sync for all of them: the update's hot path)."""
+    values = torch.stack([t.detach().float().reshape(()) for t in terms.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    for name, value in zip(terms, values.tolist(), strict=True):
+        if not math.isfinite(value):
+            raise NonFiniteLoss(name, value, where)
 
 
 def _restore_generator(generator: torch.Generator, saved: torch.Tensor) -> None:

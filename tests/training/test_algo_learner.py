@@ -264,7 +264,7 @@ def test_a_restored_learner_continues_bitwise_identically():
 
     resumed = make_learner(seed=99)  # different init: everything must come from the state
     saved.seek(0)
-    resumed.load_state_dict(torch.load(saved, weights_only=False))
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
     metrics = resumed.update(second_batch)
     assert metrics == expected_metrics
     assert same(params(resumed.actors[0]), params(first.actors[0]))
