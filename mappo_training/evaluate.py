@@ -4,6 +4,15 @@ Reports the team-task numbers a user decides with: episode success rate (all
 robots at their goals, no collision), collision rate, mean time-to-goal and
 path efficiency, for any scenario and robot count. A shared actor trained on N
 robots also drives more: robot j uses agent id j mod N.
+
+Every simulated robot drives through the robot's own safety layer
+(`swarm_contract.safety_layer`, one per robot, limits from the robot profile,
+fed the same scan its observation was built from): the acceleration ramp and
+the stop zone act in `swarm eval` exactly as on the robot, and the report
+says how often the stop zone cut motion, so a policy that leans on it shows.
+Scores can therefore differ from numbers measured before the safety layer
+existed (policies are trained without it); `--no-safety-layer` measures the
+bare policy, as those older numbers did.
 """
 
 from __future__ import annotations
@@ -62,8 +71,8 @@ class CheckpointPolicy(Policy):
 
 class ExportedPolicy(Policy):
     """A models/<name> folder run exactly as robots run it: one ONNX file per
-    robot through onnxruntime, its (v, w) clamped by robot_io, then handed to
-    the simulated robot."""
+    robot through onnxruntime, its (v, w) clamped by robot_io, then (in
+    `run_episodes`) through the safety layer to the simulated robot."""
 
     def __init__(self, model_dir: Path, robot_contract) -> None:
         from swarm_contract.onnx_policy import OnnxPolicy
@@ -95,6 +104,79 @@ class ExportedPolicy(Policy):
         return actions
 
 
+class SimSafety:
+    """Every simulated robot's safety layer, as the policy node runs it.
+
+    One `SafetyLayer` per robot of every arena, with the limits of the
+    env's robot profile. `apply` filters a step's actions with the scan each
+    robot's current observation was built from (the simulator's lidar, at the
+    simulator's ray count and angles); `end_episode` returns an arena's
+    stop-zone cuts per robot and starts its robots from rest again.
+
+        safety = SimSafety(env)
+        obs, _, _, _, _, info = env.step(safety.apply(policy.act(obs)))
+        for ep in info["episodes"]:
+            cuts = safety.end_episode(ep["arena"])
+    """
+
+    def __init__(self, env, **overrides) -> None:
+        from mappo_training.sim.lidar import scan_geometry
+        from swarm_contract.safety_layer import SafetyLayer, SafetyLimits
+
+        self.env = env
+        limits = SafetyLimits.from_profile(env.profile, **overrides)
+        self.limits = limits
+        k, n = env.num_arenas, env.num_robots
+        self.layers = [[SafetyLayer(limits) for _ in range(n)] for _ in range(k)]
+        self.angle_min, self.angle_increment = scan_geometry(env.scan_rays)
+        self.cuts = np.zeros((k, n), dtype=int)
+        """Stop-zone cuts per robot in each arena's current episode."""
+        self.driving_steps = np.zeros((k, n), dtype=int)
+        """Steps each robot drove (was not parked) in each arena's current episode."""
+
+    def apply(self, actions: np.ndarray) -> np.ndarray:
+        """(K, N, 2) actions in [-1, 1] -> the same after every robot's safety layer."""
+        from swarm_contract.robot_io import action_to_twist
+
+        env, c = self.env, self.env.contract
+        ranges = env.scan_ranges
+        twists = action_to_twist(actions, c.max_linear, c.max_angular)
+        parked = env.parked
+        period = env.profile.control_period
+        safe = np.zeros_like(twists)
+        for a, row in enumerate(self.layers):
+            for r, layer in enumerate(row):
+                if parked[a, r]:
+                    layer.reset()  # the simulator holds a parked robot at zero
+                    continue
+                cmd = layer.filter(
+                    twists[a, r, 0],
+                    twists[a, r, 1],
+                    period,
+                    ranges[a, r],
+                    self.angle_min,
+                    self.angle_increment,
+                )
+                safe[a, r] = (cmd.linear, cmd.angular)
+                self.cuts[a, r] += cmd.stop_zone_cut
+                self.driving_steps[a, r] += 1
+        return np.stack(
+            [safe[..., 0] / c.max_linear, safe[..., 1] / c.max_angular], axis=-1
+        ).astype(np.float32)
+
+    def end_episode(self, arena: int) -> dict:
+        """Arena `arena`'s episode ended: its stop-zone numbers, and a fresh start."""
+        numbers = {
+            "stop_zone_cuts": self.cuts[arena].tolist(),
+            "driving_steps": self.driving_steps[arena].tolist(),
+        }
+        self.cuts[arena] = 0
+        self.driving_steps[arena] = 0
+        for layer in self.layers[arena]:
+            layer.reset()
+        return numbers
+
+
 def evaluate(
     target: Path,
     *,
@@ -105,11 +187,14 @@ def evaluate(
     render: Path | None = None,
     start_jitter: float | None = None,
     sim_base: dict | None = None,
+    safety_layer: bool = True,
 ) -> dict:
     """Score a policy in the simulator: a models/<name> folder through robot_io
     and onnxruntime, as robots run it, or a run folder or checkpoint (.pt) in torch.
 
     sim_base: the task to score an exported folder on (default: its policy.yaml's).
+    safety_layer: drive every robot through the robot's safety layer (acceleration
+    ramp, stop zone), as the policy node does; False scores the bare policy.
     """
     from mappo_training.sim import SimConfig
     from swarm_contract.config import from_dict
@@ -127,7 +212,7 @@ def evaluate(
         data = ckpt.load(target)
         policy = CheckpointPolicy(data)
         sim = task(data["config"]["sim"], scenario, robots, start_jitter)
-    return score(policy, str(target), sim, episodes, seed, render)
+    return score(policy, str(target), sim, episodes, seed, render, safety_layer)
 
 
 def task(
@@ -145,18 +230,32 @@ def task(
 
 
 def score(
-    policy: Policy, label: str, sim: dict, episodes: int, seed: int, render: Path | None
+    policy: Policy,
+    label: str,
+    sim: dict,
+    episodes: int,
+    seed: int,
+    render: Path | None,
+    safety_layer: bool = True,
 ) -> dict:
     """Run the episodes and build the report (with a picture when asked)."""
     results, recording = run_episodes(
-        policy, sim, episodes, seed=seed, record_first=render is not None
+        policy,
+        sim,
+        episodes,
+        seed=seed,
+        record_first=render is not None,
+        safety_layer=safety_layer,
     )
     report = {
         "policy": label,
         "scenario": sim.get("scenario"),
         "robots": sim.get("num_robots"),
         **summarize(results),
+        "safety_layer": safety_layer,
     }
+    if safety_layer:
+        report.update(stop_zone_numbers(results))
     if sim.get("start_jitter"):
         report["start_jitter_m"] = sim["start_jitter"]
     robots, trained = sim.get("num_robots"), policy.num_robots_trained
@@ -180,12 +279,14 @@ def run_episodes(
     seed: int = 12345,
     arenas: int = 8,
     record_first: bool = False,
+    safety_layer: bool = True,
 ) -> tuple[list[dict], dict | None]:
     """Run exactly `episodes` episodes spread evenly over the arenas.
 
     Each arena contributes a fixed quota, so short episodes are not
     over-represented. Returns the per-episode dicts and, if asked, a recording
-    of arena 0's first episode for pictures.
+    of arena 0's first episode for pictures. With the safety layer, each
+    episode dict also holds its robots' `stop_zone_cuts` and `driving_steps`.
     """
     from mappo_training.sim import BatchedSwarmEnv, SimConfig
     from swarm_contract.config import from_dict
@@ -198,16 +299,22 @@ def run_episodes(
     recorder = None
     try:
         obs, _ = env.reset(seed=seed)
+        safety = SimSafety(env) if safety_layer else None
         if record_first:
             from mappo_training.sim import EpisodeRecorder
 
             recorder = EpisodeRecorder(env, arena=0)
         while sum(done) < episodes:
-            obs, _, _, _, _, info = env.step(policy.act(obs))
+            actions = policy.act(obs)
+            if safety:
+                actions = safety.apply(actions)
+            obs, _, _, _, _, info = env.step(actions)
             if recorder:
                 recorder.add(info)
             for ep in info.get("episodes", []):
                 a = ep["arena"]
+                if safety:
+                    ep.update(safety.end_episode(a))
                 if done[a] < quota[a]:
                     results.append(ep)
                     done[a] += 1
@@ -225,6 +332,20 @@ def summarize(results: list[dict]) -> dict:
     # The return measures the training reward, not the task; it stays in the training logs.
     del scores["episodic_return"]
     return {key: None if value is None else round(value, 4) for key, value in scores.items()}
+
+
+def stop_zone_numbers(results: list[dict]) -> dict:
+    """How often the safety layer's stop zone cut motion in these episodes:
+    cuts per robot-episode, per 1000 robot-steps driven, and the share of
+    episodes in which it cut at least once."""
+    cuts = [c for ep in results for c in ep["stop_zone_cuts"]]
+    steps = sum(s for ep in results for s in ep["driving_steps"])
+    fired = [sum(ep["stop_zone_cuts"]) > 0 for ep in results]
+    return {
+        "stop_zone_cuts_per_robot_episode": round(float(np.mean(cuts)), 4) if cuts else None,
+        "stop_zone_cuts_per_1000_steps": round(1000 * sum(cuts) / steps, 4) if steps else None,
+        "stop_zone_episode_share": round(float(np.mean(fired)), 4) if fired else None,
+    }
 
 
 def render_episode(recording: dict, out: Path) -> Path:
@@ -254,6 +375,14 @@ def print_report(report: dict) -> None:
             else ""
         )
     )
+    if report.get("safety_layer") is False:
+        print("safety layer: off (--no-safety-layer), the bare policy drove")
+    elif report.get("stop_zone_episode_share") is not None:
+        print(
+            f"safety layer: stop zone cut motion in {pct(report['stop_zone_episode_share'])}"
+            f" of episodes, {report['stop_zone_cuts_per_robot_episode']} cuts per robot-episode"
+            f" ({report['stop_zone_cuts_per_1000_steps']} per 1000 robot-steps)"
+        )
     if report.get("note"):
         print(f"note: {report['note']}")
     if report.get("render"):
@@ -274,6 +403,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--render", type=Path, help="write the first episode as .gif or .png")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    p.add_argument(
+        "--no-safety-layer",
+        action="store_true",
+        help="drive the bare policy, without the robot's acceleration ramp and stop zone",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             render=args.render,
             start_jitter=args.start_jitter,
+            safety_layer=not args.no_safety_layer,
         )
     except ValueError as err:  # ConfigError, a refused model (PolicyRejected), a bad --robots
         print(f"error: {err}", file=sys.stderr)

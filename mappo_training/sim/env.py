@@ -90,6 +90,7 @@ class BatchedSwarmEnv:
 
         k, n = num_arenas, self.num_robots
         self._history = np.zeros((k, n, cfg.scan_stack, cfg.num_beams), dtype=np.float32)
+        self._ranges = np.full((k, n, self.scan_rays), np.inf)
         rules = EpisodeRules(
             cfg.goal_tolerance, self.profile.control_period, self.max_steps, cfg.end_on_collision
         )
@@ -145,7 +146,8 @@ class BatchedSwarmEnv:
 
     def _fill_history(self, arenas: np.ndarray) -> None:
         """First scan of a new episode, repeated over the stack (as the robot does)."""
-        beams = self._pooler(self.world.scan(self.scan_rays, arenas=arenas))
+        self._ranges[arenas] = self.world.scan(self.scan_rays, arenas=arenas)
+        beams = self._pooler(self._ranges[arenas])
         self._history[arenas] = beams[:, :, None, :]
 
     # -- stepping ----------------------------------------------------------- #
@@ -207,7 +209,8 @@ class BatchedSwarmEnv:
         truncated = reasons == TIMEOUT
         terminated = reasons.astype(bool) & ~truncated
 
-        beams = self._pooler(world.scan(self.scan_rays))
+        self._ranges = world.scan(self.scan_rays)
+        beams = self._pooler(self._ranges)
         self._history[:, :, 1:] = self._history[:, :, :-1]
         self._history[:, :, 0] = beams
         obs, state = self._observe()
@@ -268,6 +271,13 @@ class BatchedSwarmEnv:
 
     # -- what a recorder or bridge needs ------------------------------------- #
 
+    @property
+    def scan_ranges(self) -> np.ndarray:
+        """(K, N, scan_rays) the newest lidar ranges, the scan the current
+        observations were built from (LaserScan convention, angles from
+        lidar.scan_geometry(scan_rays)); for the robot-side safety layer."""
+        return self._ranges
+
     def poses(self) -> np.ndarray:
         """(K, N, 3) current poses x, y, yaw in each arena's frame."""
         return self.world.poses()
@@ -302,6 +312,7 @@ class BatchedSwarmEnv:
         for rng, state in zip(self._rngs, snapshot["rngs"], strict=True):
             rng.bit_generator.state = state
         self._history = snapshot["history"].copy()
+        self._ranges = self.world.scan(self.scan_rays)  # the world is deterministic
         if "episodes" in snapshot:
             self.episodes.restore(snapshot["episodes"])
         else:

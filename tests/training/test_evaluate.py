@@ -11,9 +11,11 @@ pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
 pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
 pytest.importorskip("mappo_training", reason="needs mappo_training: pip install -e '.[train]'")
 
+import numpy as np
 from training_fixtures import train_tiny_run
 
 from mappo_training.cli import main as swarm
+from mappo_training.evaluate import Policy, run_episodes, stop_zone_numbers, summarize
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,37 @@ def test_eval_reports_the_team_numbers_as_json(run_dir, capsys):
     assert report["robots"] == 2
     for key in ("success_rate", "collision_rate", "time_to_goal_s", "path_efficiency"):
         assert key in report
+    assert report["safety_layer"] is True, "robots drive through the robot's safety layer"
+    assert 0.0 <= report["stop_zone_episode_share"] <= 1.0
+    assert report["stop_zone_cuts_per_robot_episode"] >= 0.0
+    assert report["stop_zone_cuts_per_1000_steps"] >= 0.0
+
+
+def test_eval_without_the_safety_layer_says_the_bare_policy_drove(run_dir, capsys):
+    assert swarm(["eval", str(run_dir), "--episodes", "2", "--no-safety-layer"]) == 0
+    out = capsys.readouterr().out
+    assert "2 episodes: success" in out
+    assert "safety layer: off" in out and "stop zone cut" not in out
+
+
+class StraightAhead(Policy):
+    """Full speed ahead, whatever the lidar shows."""
+
+    num_robots_trained = 4
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.array([1.0, 0.0], np.float32), obs.shape[:2] + (2,))
+
+
+def test_the_stop_zone_keeps_a_policy_that_ignores_obstacles_from_hitting_them():
+    sim = {"num_robots": 4, "scenario": "random"}
+    bare, _ = run_episodes(StraightAhead(), sim, 2, seed=1, safety_layer=False)
+    assert summarize(bare)["collision_rate"] == 1.0
+    guarded, _ = run_episodes(StraightAhead(), sim, 2, seed=1)
+    assert summarize(guarded)["collision_rate"] == 0.0
+    fired = stop_zone_numbers(guarded)
+    assert fired["stop_zone_episode_share"] == 1.0, "a policy that leans on the stop zone shows"
+    assert fired["stop_zone_cuts_per_1000_steps"] > 100
 
 
 def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tmp_path, capsys):

@@ -70,8 +70,15 @@ class RobotProfile:
     range_max: float = 3.5
     control_period: float = 0.1
     """Seconds between two velocity commands (10 Hz)."""
+    max_linear_accel: float = 2.5
+    """Largest rise of linear speed in m/s^2 (the safety layer's ramp; it also
+    sizes the stop zone's braking distance). Profiles written before it
+    existed get the TurtleBot3 Burger's value."""
+    max_angular_accel: float = 3.2
+    """Largest rise of turn rate in rad/s^2 (the safety layer's ramp)."""
 
     def __post_init__(self) -> None:
+        positive = lambda x: math.isfinite(x) and x > 0  # noqa: E731
         checks = {
             "radius": self.radius > 0,
             "max_linear": self.max_linear > 0,
@@ -80,12 +87,14 @@ class RobotProfile:
             "range_min": 0 <= self.range_min < self.range_max,
             "range_max": math.isfinite(self.range_max) and self.range_max > 0,
             "control_period": self.control_period > 0,
+            "max_linear_accel": positive(self.max_linear_accel),
+            "max_angular_accel": positive(self.max_angular_accel),
         }
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"robot profile {self.name!r}: bad {key}={getattr(self, key)!r}"
-                    " (radius, speeds, beams and period must be positive;"
+                    " (radius, speeds, accelerations, beams and period must be positive;"
                     " 0 <= range_min < range_max)"
                 )
 
@@ -401,7 +410,14 @@ def wrap_angle(angle: np.ndarray) -> np.ndarray:
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Heading (rotation about z) of a quaternion, for odometry messages."""
+    """Heading (rotation about z) of a quaternion, for odometry messages.
+
+    Normalised first: the formula assumes unit length, and an odometry source
+    that lets its quaternion drift from it (or scales it) means the same heading.
+    """
+    norm = math.hypot(x, y, z, w)
+    if 0 < norm < math.inf:
+        x, y, z, w = x / norm, y / norm, z / norm, w / norm
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
@@ -415,9 +431,11 @@ def goal_features(distance: np.ndarray, bearing: np.ndarray, contract: Contract)
 
 def velocity_features(linear: np.ndarray, angular: np.ndarray, contract: Contract) -> np.ndarray:
     """(..., 2): own velocity normalised by the contract's limits, clipped to [-1, 1]."""
-    v = np.nan_to_num(np.asarray(linear, dtype=np.float64)) / contract.max_linear
-    w = np.nan_to_num(np.asarray(angular, dtype=np.float64)) / contract.max_angular
-    return np.clip(np.stack([v, w], axis=-1), -1.0, 1.0).astype(np.float32)
+    # Clipped before the division, which odometry claiming 1e308 m/s would overflow.
+    top_v, top_w = contract.max_linear, contract.max_angular
+    v = np.clip(np.nan_to_num(np.asarray(linear, dtype=np.float64)), -top_v, top_v) / top_v
+    w = np.clip(np.nan_to_num(np.asarray(angular, dtype=np.float64)), -top_w, top_w) / top_w
+    return np.stack([v, w], axis=-1).astype(np.float32)
 
 
 def build_observation(
