@@ -258,6 +258,38 @@ class PolicyModels:
         onnx.save(model, str(path))
         return path
 
+    def overflowing(
+        self, name: str = "overflowing.onnx", *, contract: Contract | None = None
+    ) -> Path:
+        """Passes the warm-up (it commands (0, 0) while the robot stands still), but
+        once the robot moves its output overflows: v = v_feature * 1e39 (float32:
+        +-inf above a third of top speed, else up to 1e38) and w = NaN above a third
+        of top turn rate, else w_feature * 1e30. What a diverged network could send."""
+        from onnx import helper
+
+        c = contract or Contract()
+        n = helper.make_node
+        weights = {
+            "own_velocity": np.array([c.obs_dim - 2, c.obs_dim - 1], np.int64),
+            "first": np.array([0], np.int64),
+            "second": np.array([1], np.int64),
+            "big": np.float32(1e38),
+            "ten": np.float32(10.0),
+            "huge": np.float32(1e30),
+        }
+        nodes = [
+            n("Gather", ["obs", "own_velocity"], ["vel"], axis=1),
+            n("Mul", ["vel", "big"], ["scaled"]),
+            n("Mul", ["scaled", "ten"], ["overflowed"]),  # +-inf where |feature| > 0.34
+            n("Sub", ["overflowed", "overflowed"], ["nan_or_zero"]),  # inf - inf = NaN
+            n("Mul", ["vel", "huge"], ["large"]),
+            n("Add", ["nan_or_zero", "large"], ["nan_or_large"]),
+            n("Gather", ["overflowed", "first"], ["v"], axis=1),
+            n("Gather", ["nan_or_large", "second"], ["w"], axis=1),
+            n("Concat", ["v", "w"], ["cmd_vel"], axis=1),
+        ]
+        return self.save(name, nodes, weights, c)
+
     def corrupt(self, name: str = "corrupt.onnx") -> Path:
         """Random bytes under an .onnx name."""
         path = self.root / name
