@@ -63,13 +63,18 @@ def exporter_weights_sha256(model) -> str:
 # engineers' pytest runs (and `swarm bench node`) share one host, and two runs
 # on the same domain would hear each other's robots.
 @pytest.fixture
-def ros_domain(monkeypatch) -> Iterator[int]:
-    """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it."""
+def ros_domain(monkeypatch, tmp_path) -> Iterator[int]:
+    """This test's own ROS_DOMAIN_ID (held until it ends); child processes inherit it.
+
+    ROS_HOME moves into tmp_path too: nodes write there (the policy node's
+    live-policy record, ROS logs), never under the user's ~/.ros.
+    """
     pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
     domains = pytest.importorskip("swarm_ops.ros_domains", reason=NEEDS_OPS)
     domain, lock = domains.claim_domain_id()
     for name, value in domains.private_domain_environment(domain).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
     try:
         yield domain
     finally:

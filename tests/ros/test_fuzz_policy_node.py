@@ -278,14 +278,6 @@ def test_no_message_sequence_makes_the_node_raise_or_command_outside_its_limits(
         assert_reads_like_a_scan_refusal(status.message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the fuzz: odometry whose orientation is NaN (position finite) passes"
-    " the stop rules, which check only the goal distance; the policy then sees NaN bearing"
-    " features, and /diagnostics says OK 'driving' while every output is non-finite and"
-    " replaced by a zero (the reference model) or the model drives on without a heading."
-    " The fix belongs in the node's stop rules (policy_node/safety).",
-)
 def test_odometry_with_a_nan_heading_holds_the_robot_and_says_why(fuzzed_node):
     from ros_helpers import goal_msg, odom_msg, scan_msg
 

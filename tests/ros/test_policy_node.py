@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
@@ -15,6 +16,22 @@ from ros_helpers import RobotWorld, change_state, diagnostic_error, wait_for
 pytestmark = pytest.mark.ros
 
 MAX_V = 0.22  # the default contract's (TurtleBot3) top speed, which the fixture controller uses
+PERIOD = 0.1  # the default contract's control period: while holding, one zero per period
+# Zeros counted over a hold of `seconds` must reach this share of one per
+# period: a loose bound, so a loaded machine's late ticks do not fail it.
+MIN_ZERO_SHARE = 0.5
+
+
+def assert_zeros_keep_coming(robot: RobotWorld, since: float, until: float, what: str) -> None:
+    """Between since and until, cmd_vel carried only zeros, about one per control period."""
+    window = [
+        (m.linear.x, m.angular.z)
+        for t, m in zip(robot.cmd.times(since), robot.cmd.messages(since), strict=False)
+        if t <= until
+    ]
+    assert set(window) <= {(0.0, 0.0)}, f"{what}: non-zero commands {window}"
+    wanted = MIN_ZERO_SHARE * (until - since) / PERIOD
+    assert len(window) >= wanted, f"{what}: {len(window)} zeros in {until - since:.2f} s"
 
 
 def test_drives_toward_a_goal_ahead_stops_for_an_obstacle_and_on_ctrl_c(
@@ -59,33 +76,39 @@ def test_holds_without_goal_or_fresh_sensors_and_resumes(probe, nodes, policy_mo
     robot.feed()
     assert change_state(probe, "/robot_0/policy_node", Transition.TRANSITION_ACTIVATE)
 
-    # Sensors but no goal: exactly one zero, then silence.
+    # Sensors but no goal: zeros at the control rate (a base may hold the last command).
+    since = time.monotonic()
     time.sleep(1.0)
-    assert robot.commands() == [(0.0, 0.0)]
+    assert_zeros_keep_coming(robot, since, time.monotonic(), "holding without a goal")
 
     robot.send_goal(3.0, 0.0)
     robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "driving once a goal arrives")
 
-    # Sensors go quiet: driving until the timeout, then one zero, then nothing.
+    # Sensors go quiet: driving until the timeout, then zeros at the control rate.
     robot.stop_feed()
     stopped = time.monotonic()
-    time.sleep(1.2)
+    time.sleep(1.5)
     after = robot.commands(since=stopped)
     times = robot.cmd.times(since=stopped)
-    assert after and after[-1] == (0.0, 0.0), f"after the sensors went stale: {after}"
-    assert all(v > 0 for v, _ in after[:-1]), after
-    assert times[-1] - stopped < 0.3 + 0.4, "the zero came long after the sensor timeout"
+    first_zero = after.index((0.0, 0.0))
+    assert all(v > 0 for v, _ in after[:first_zero]), after
+    assert times[first_zero] - stopped < 0.3 + 0.4, "the zero came long after the sensor timeout"
+    assert_zeros_keep_coming(robot, times[first_zero], time.monotonic(), "stale sensors")
+    gaps = np.diff(times[first_zero:])
+    print(
+        f"stale sensors: {len(gaps) + 1} zeros, median gap {np.median(gaps) * 1e3:.1f} ms,"
+        f" max {gaps.max() * 1e3:.1f} ms"
+    )
 
     robot.feed()
     robot.wait_command(lambda v, w: v > 0.9 * MAX_V, 3.0, "resuming with fresh sensors")
 
-    # Deactivate: a zero, then no command although sensors keep coming.
+    # Deactivate: zeros only, still at the control rate, although sensors keep coming.
     assert change_state(probe, "/robot_0/policy_node", Transition.TRANSITION_DEACTIVATE)
     time.sleep(0.1)
     deactivated = time.monotonic()
-    time.sleep(0.5)
-    assert robot.commands()[-1] == (0.0, 0.0)
-    assert robot.commands(since=deactivated) == []
+    time.sleep(0.6)
+    assert_zeros_keep_coming(robot, deactivated, time.monotonic(), "inactive")
 
 
 def nan_midway_model(policy_models):
@@ -158,8 +181,9 @@ def test_a_refused_first_policy_leaves_the_robot_still_until_a_good_one_is_set(
     assert "configure failed" in message and "num_beams: model expects 16, robot has 24" in message
     robot.send_goal(3.0, 0.0)
     robot.feed()
-    time.sleep(0.3)
-    assert robot.commands() == []  # unconfigured: no cmd_vel publisher at all
+    since = time.monotonic()
+    time.sleep(0.6)
+    assert_zeros_keep_coming(robot, since, time.monotonic(), "unconfigured")
 
     [result] = probe.set_parameters(robot.node_fqn, {"policy_path": str(wrong)})
     assert not result.successful and "num_beams" in result.reason
@@ -204,7 +228,8 @@ def wait_diagnostic(diagnostics, since: float, level: int, text: str, timeout: f
 
 
 def time_to_zero(robot: RobotWorld, since: float, timeout: float, what: str) -> float:
-    """Seconds from `since` to the first zero cmd_vel; asserts silence after it."""
+    """Seconds from `since` to the first zero cmd_vel; asserts only zeros follow, at the
+    control rate."""
     robot.wait_command(lambda v, w: (v, w) == (0.0, 0.0), timeout, what)
     zero_at = next(
         t
@@ -212,7 +237,7 @@ def time_to_zero(robot: RobotWorld, since: float, timeout: float, what: str) -> 
         if (m.linear.x, m.angular.z) == (0.0, 0.0)
     )
     time.sleep(0.5)
-    assert robot.cmd.times(since=zero_at + 1e-6) == [], "after the zero the node stays silent"
+    assert_zeros_keep_coming(robot, zero_at, time.monotonic(), what)
     return zero_at - since
 
 

@@ -39,7 +39,9 @@ def test_each_robot_subscribes_only_to_its_own_namespace(probe, nodes, policy_mo
 
         topics = dict(wait_for(subscriptions, 5.0, f"{ns}/policy_node in the graph"))
         assert {f"{ns}/scan", f"{ns}/odom", f"{ns}/goal"} <= set(topics)
-        foreign = [t for t in topics if not t.startswith(ns + "/")]
+        assert {f"{ns}/estop", "/swarm/estop"} <= set(topics)
+        # The fleet e-stop is the one shared input, and it can only stop a robot.
+        foreign = [t for t in topics if not t.startswith(ns + "/") and t != "/swarm/estop"]
         assert not foreign, f"{ns}/policy_node subscribes outside its namespace: {foreign}"
         published = dict(graph.get_publisher_names_and_types_by_node("policy_node", ns))
         assert f"{ns}/cmd_vel" in published

@@ -46,6 +46,7 @@ NODE_TESTS = (
     "tests/ros/test_policy_node.py",
     "tests/ros/test_policy_node_graph.py",
     "tests/ros/test_policy_node_swap.py",
+    "tests/ros/test_node_safety.py",  # watchdog, e-stop, safety layer, resumed live policy
     "tests/ros/test_swap_cli.py",  # `python -m swarm_ops.swap`: swapping needs no trainer
     "tests/unit",
 )
@@ -86,9 +87,10 @@ def robot_venv(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     env = clean_env(venv)
-    # pytest and pytest-timeout run the node's tests there; onnx only builds the
-    # tests' fixture models (the node itself loads ONNX files with onnxruntime).
-    test_only = ["pytest", "pytest-timeout", "onnx"]
+    # pytest, pytest-timeout and hypothesis run the node's tests there; onnx only
+    # builds the tests' fixture models (the node itself loads ONNX files with
+    # onnxruntime).
+    test_only = ["pytest", "pytest-timeout", "hypothesis", "onnx"]
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     done = run(
         [*pip, "-c", REPO / "constraints.txt", *robot_requirements(), *test_only],

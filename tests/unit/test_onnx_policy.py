@@ -292,6 +292,15 @@ def test_the_size_limit_can_be_set_by_the_caller(policy_models):
     assert OnnxPolicy.load(good, max_bytes=size).path == good.resolve()
 
 
+def test_a_pinned_sha256_refuses_any_other_model_naming_both_hashes(policy_models):
+    good = policy_models.mlp()
+    other = policy_models.mlp("other.onnx", seed=1)
+    pinned = hashlib.sha256(good.read_bytes()).hexdigest()
+    reason = _refusal(other, expected_sha256=pinned)
+    assert hashlib.sha256(other.read_bytes()).hexdigest() in reason and pinned in reason
+    assert OnnxPolicy.load(good, expected_sha256=pinned.upper()).sha256 == pinned
+
+
 def test_unreadable_folder_is_refused(policy_models):
     locked = policy_models.root / "locked"
     path = policy_models.mlp("locked/robot_0.onnx")

@@ -9,7 +9,8 @@ the reason, so an operator swapping policies on a fleet reads *why* at once.
 
 Checks, in order: the file exists, is a regular file and is no larger than
 a size limit (and lies inside an allowed folder, after resolving symlinks);
-onnxruntime can load it; the metadata holds the contract and provenance keys,
+its sha256 is the expected one, when the caller pins one; onnxruntime can
+load it; the metadata holds the contract and provenance keys,
 with finite numbers in range; the weights hash matches
 `policy.weights_sha256`; the graph takes only the robot's own observation and
 returns cmd_vel; the contract fits the robot's; a warm-up inference is finite
@@ -115,6 +116,7 @@ class OnnxPolicy:
         allowed_dirs: Sequence[str | Path] | None = None,
         *,
         max_bytes: int = MAX_POLICY_BYTES,
+        expected_sha256: str = "",
     ) -> OnnxPolicy:
         """Load and check a policy file; raise `PolicyRejected` on any problem.
 
@@ -124,6 +126,8 @@ class OnnxPolicy:
         allowed_dirs: when given, the file (symlinks resolved) must lie inside
             one of these folders; None allows any folder.
         max_bytes: files larger than this are refused before they are read.
+        expected_sha256: when given (hex, as `sha256sum` prints it), a file
+            whose sha256 differs is refused, naming both hashes.
 
         Every failure, expected or not, is raised as `PolicyRejected` naming
         the file and the reason, so a caller needs to catch that one type.
@@ -135,7 +139,9 @@ class OnnxPolicy:
             return PolicyRejected(f"policy {shown} refused: {reason}")
 
         try:
-            policy = cls._load_checked(Path(path), robot_contract, allowed_dirs, max_bytes, refuse)
+            policy = cls._load_checked(
+                Path(path), robot_contract, allowed_dirs, max_bytes, expected_sha256, refuse
+            )
         except PolicyRejected:
             raise
         except OSError as err:
@@ -156,12 +162,21 @@ class OnnxPolicy:
         robot_contract: Contract | None,
         allowed_dirs: Sequence[str | Path] | None,
         max_bytes: int,
+        expected_sha256: str,
         refuse: Callable[[str], PolicyRejected],
     ) -> OnnxPolicy:
         resolved = _existing_file(path, max_bytes, refuse)
         if allowed_dirs is not None:
             _check_inside(resolved, allowed_dirs, refuse)
         blob = _read_at_most(resolved, max_bytes, refuse)
+        sha256 = hashlib.sha256(blob).hexdigest()
+        # Before onnxruntime sees the bytes: a pinned model is the only one parsed.
+        if expected_sha256 and sha256 != expected_sha256.strip().lower():
+            raise refuse(
+                f"its sha256 is {sha256}, but expected_sha256 is {expected_sha256.strip()};"
+                " this is not the model the robot was told to accept (check the path, or"
+                " set expected_sha256 to the new model's `sha256sum` together with policy_path)"
+            )
         session = _open_session(blob, refuse)
         metadata = dict(session.get_modelmeta().custom_metadata_map)
         contract = _contract_from(metadata, refuse)
@@ -188,7 +203,7 @@ class OnnxPolicy:
             session=session,
             contract=contract,
             metadata=metadata,
-            sha256=hashlib.sha256(blob).hexdigest(),
+            sha256=sha256,
         )
         policy._warm_up(refuse)
         return policy

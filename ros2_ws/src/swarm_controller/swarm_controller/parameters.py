@@ -12,17 +12,23 @@ without ROS.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from swarm_contract.onnx_policy import MAX_POLICY_BYTES
 from swarm_contract.robot_io import PROFILES_DIR, Contract, RobotProfile, load_profile
 from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
 
 if TYPE_CHECKING:
     from rclpy.node import Node
 
+    from swarm_contract.safety_layer import SafetyLimits
+
 _DEFAULT_ROBOT = RobotProfile()
+LIVE_POLICY_RECORD_DEFAULT = "$ROS_HOME/swarm/{namespace}/live_policy.json"
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class NodeSettings:
     robot_contract: str
     max_linear: float
     max_angular: float
+    max_linear_accel: float
+    max_angular_accel: float
+    stop_zone: bool
+    stop_margin: float
     sensor_timeout: float
     goal_tolerance: float
     min_valid_ray_fraction: float
@@ -41,6 +51,9 @@ class NodeSettings:
     allowed_policy_dirs: tuple[str, ...] | None
     autostart: bool
     base_frame: str
+    expected_sha256: str
+    max_policy_bytes: int
+    live_policy_record: str
 
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
@@ -79,10 +92,47 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec(
+        "max_linear_accel",
+        _DEFAULT_ROBOT.max_linear_accel,
+        "Largest change of linear velocity, m/s^2, speeding up or slowing down: the"
+        " safety layer ramps every policy command to it (a stop for a hold or e-stop"
+        " is immediate). Read-only; capped to the robot profile's at configure, like"
+        " max_linear. The simulator trains with the profile's value.",
+        0.0,
+        100.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "max_angular_accel",
+        _DEFAULT_ROBOT.max_angular_accel,
+        "Largest change of angular velocity, rad/s^2, like max_linear_accel. Read-only;"
+        " capped to the robot profile's at configure.",
+        0.0,
+        200.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "stop_zone",
+        True,
+        "Cut motion toward an obstacle the latest scan shows inside the stop zone: a"
+        " zone ahead in the direction of travel (behind when reversing), the footprint"
+        " radius plus stop_margin plus the distance needed to stop from the commanded"
+        " speed. Each cut counts in stop_zone_cuts on /diagnostics. Read-only.",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "stop_margin",
+        0.05,
+        "Metres of clearance the stop zone keeps beyond the robot's footprint. Read-only.",
+        0.0,
+        1.0,
+        read_only=True,
+    ),
+    ParameterSpec(
         "sensor_timeout",
         0.5,
-        "Seconds after which the latest scan or odom counts as stale: the node sends"
-        " one zero command and holds until fresh data arrives.",
+        "Seconds after which the latest scan or odom counts as stale: the node holds,"
+        " publishing zero commands at the control rate, until fresh data arrives.",
         0.01,
         10.0,
     ),
@@ -91,8 +141,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         0.5,
         "Share of a scan's rays that must be valid (REP-117: finite within the scan's"
         " [range_min, range_max], +inf, -inf, or 0.0 = no return) for the robot to drive."
-        " Below it the lidar counts as broken: one zero command, then hold until valid"
-        " scans come back. NaN is an erroneous reading, never open space.",
+        " Below it the lidar counts as broken: the robot holds (zero commands at the"
+        " control rate) until valid scans come back. NaN is an erroneous reading, never"
+        " open space.",
         0.1,
         1.0,
         read_only=True,
@@ -141,6 +192,39 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "frame_id of TwistStamped commands (the robot's body frame).",
         read_only=True,
     ),
+    ParameterSpec(
+        "expected_sha256",
+        "",
+        "When set (64 hex digits, as `sha256sum` prints them), a policy whose file has"
+        " another sha256 is refused, at configure and on a swap, naming both hashes. Set"
+        " it together with policy_path in one request to swap to a pinned model. It guards"
+        " against the wrong or a changed file; whoever may set parameters may also change"
+        " it (docs/security.md: restrict the parameter services).",
+    ),
+    ParameterSpec(
+        "max_policy_bytes",
+        MAX_POLICY_BYTES,
+        "Largest policy file, in bytes, the node reads; a larger one is refused from its"
+        " size alone (an exported actor is well under 1 MiB). Read-only.",
+        1,
+        None,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "live_policy_record",
+        LIVE_POLICY_RECORD_DEFAULT,
+        "JSON file recording the policy swapped in live (the launch policy_path, the live"
+        " file and its sha256), rewritten atomically on every accepted swap. At configure,"
+        " when the record's launch path equals policy_path, the live file still has the"
+        " recorded sha256 and passes every check, the node resumes the live policy (a"
+        " respawned node keeps driving what it was swapped to) and says so in its log and"
+        " on /diagnostics (policy_source); otherwise it loads policy_path and says why. A"
+        " different launch policy_path means the fleet file changed: the record is"
+        " ignored. $ROS_HOME (default ~/.ros) and {namespace} (the node's namespace,"
+        " slashes as _) are expanded. Empty: no record, a respawn loads policy_path."
+        " Read-only.",
+        read_only=True,
+    ),
 )
 
 NAMES = frozenset(spec.name for spec in PARAMETERS)
@@ -157,17 +241,22 @@ def read(node: Node) -> NodeSettings:
     values = parameter_values(node, PARAMETERS)
     dirs = values["allowed_policy_dirs"]
     values["allowed_policy_dirs"] = tuple(dirs) if dirs else None
+    values["expected_sha256"] = values["expected_sha256"].strip().lower()
     return NodeSettings(**values)
 
 
 def check_value(name: str, value: object) -> str | None:
     """Why a new value is unacceptable (beyond the descriptor's range), or None."""
-    if name in ("max_linear", "max_angular", "sensor_timeout") and not (
-        math.isfinite(value) and value > 0
-    ):
+    positive = ("max_linear", "max_angular", "max_linear_accel", "max_angular_accel")
+    if name in (*positive, "sensor_timeout") and not (math.isfinite(value) and value > 0):
         return f"{name}={value!r} must be a finite number > 0"
-    if name == "goal_tolerance" and not (math.isfinite(value) and value >= 0):
-        return f"goal_tolerance={value!r} must be a finite number >= 0"
+    if name in ("goal_tolerance", "stop_margin") and not (math.isfinite(value) and value >= 0):
+        return f"{name}={value!r} must be a finite number >= 0"
+    if name == "expected_sha256" and value.strip() and not _SHA256.fullmatch(value.strip()):
+        return (
+            f"expected_sha256={value!r} is not a sha256: give the 64 hex digits"
+            " `sha256sum <policy>.onnx` prints, or an empty string to accept any hash"
+        )
     if name == "allowed_policy_dirs":
         missing = [d for d in value or () if not Path(d).expanduser().is_dir()]
         if missing:
@@ -187,25 +276,64 @@ def check_settings(settings: NodeSettings) -> str | None:
     return None
 
 
-def capped_speed_limits(settings: NodeSettings, robot: Contract) -> tuple[float, float, list[str]]:
-    """(max_linear, max_angular) no faster than the robot allows, and a warning per cap.
+LIMITS = ("max_linear", "max_angular", "max_linear_accel", "max_angular_accel")
+"""The motion limits a fleet file may lower but never raise above the robot's."""
 
-    The robot's limits are its contract's (the `robot_contract` file, else the
-    first policy's) and, when the contract names a shipped profile, that
-    profile's too: a fleet file cannot make a 0.22 m/s Burger drive at 5 m/s.
-    """
-    limits = {"max_linear": robot.max_linear, "max_angular": robot.max_angular}
-    source = "robot contract"
+
+def robot_profile(robot: Contract) -> RobotProfile | None:
+    """The shipped profile the robot's contract names, or None for a custom robot."""
     if (PROFILES_DIR / f"{robot.profile}.yaml").is_file():
-        profile = load_profile(robot.profile)
-        limits = {k: min(v, getattr(profile, k)) for k, v in limits.items()}
+        return load_profile(robot.profile)
+    return None
+
+
+def capped_limits(settings: NodeSettings, robot: Contract) -> tuple[dict[str, float], list[str]]:
+    """The LIMITS parameters, none above what the robot allows, and a warning per cap.
+
+    The robot's speeds are its contract's (the `robot_contract` file, else the
+    first policy's) and, when the contract names a shipped profile, that
+    profile's too, which also caps the accelerations: a fleet file cannot make
+    a 0.22 m/s Burger drive at 5 m/s. A custom robot (no shipped profile) has no
+    acceleration limits to cap with; the parameters stand.
+    """
+    tops = {"max_linear": robot.max_linear, "max_angular": robot.max_angular}
+    source = "robot contract"
+    profile = robot_profile(robot)
+    if profile is not None:
+        tops = {name: getattr(profile, name) for name in LIMITS} | {
+            k: min(v, getattr(profile, k)) for k, v in tops.items()
+        }
         source = f"robot profile {robot.profile!r}"
-    capped, warnings = [], []
-    for name, top in limits.items():
+    limits, warnings = {}, []
+    for name in LIMITS:
         wanted = getattr(settings, name)
+        top = tops.get(name, wanted)
         if wanted > top:
             warnings.append(
                 f"{name}={wanted:g} is above what the {source} allows; capped to {top:g}"
             )
-        capped.append(min(wanted, top))
-    return capped[0], capped[1], warnings
+        limits[name] = min(wanted, top)
+    return limits, warnings
+
+
+def safety_limits(settings: NodeSettings, robot: Contract) -> tuple[SafetyLimits, list[str]]:
+    """The safety layer's limits for this robot (capped_limits, the footprint, the
+    stop zone settings), and the warnings to log."""
+    from swarm_contract.safety_layer import SafetyLimits
+
+    limits, warnings = capped_limits(settings, robot)
+    profile = robot_profile(robot)
+    if profile is None:
+        profile = RobotProfile(name=robot.profile)
+        warnings.append(
+            f"robot profile {robot.profile!r} is not shipped with swarm_contract: the stop"
+            f" zone assumes a TurtleBot3's footprint radius of {profile.radius:g} m"
+        )
+    safety = SafetyLimits.from_profile(
+        profile,
+        **limits,
+        stop_zone=settings.stop_zone,
+        stop_margin=settings.stop_margin,
+        control_period=robot.control_period,
+    )
+    return safety, warnings

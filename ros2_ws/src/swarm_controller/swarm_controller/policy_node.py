@@ -10,21 +10,42 @@ Topics (relative, so the namespace makes them the robot's own):
   odom     nav_msgs/Odometry          sensor-data QoS
   goal     geometry_msgs/PoseStamped  RELIABLE + TRANSIENT_LOCAL, depth 1 (a
            late node still gets the goal; publishers must be TRANSIENT_LOCAL too)
+  estop         std_msgs/Bool, this robot's e-stop
+  /swarm/estop  std_msgs/Bool, the whole fleet's e-stop
+           Both subscribed RELIABLE + TRANSIENT_LOCAL, depth 1 (a latched
+           e-stop holds a node that starts later too) and also RELIABLE +
+           VOLATILE, so a plain `ros2 topic pub` reaches the node as well.
+           True on either: an immediate zero, then the robot holds (zeros at
+           the control rate, "e-stop (robot)" / "e-stop (fleet)" on
+           /diagnostics) until both read False, whatever the lifecycle state.
+           Right after start the node does not drive until it has heard the
+           latched e-stops (at most ESTOP_DISCOVERY_S, or ESTOP_STATE_WAIT_S
+           while a latched publisher is matched but its state has not come):
+           a respawned node must not drive through an engaged e-stop.
   cmd_vel  geometry_msgs/Twist (TwistStamped with cmd_vel_stamped)
   ~/active_policy  std_msgs/String, latched JSON: which model drives
   /diagnostics     diagnostic_msgs/DiagnosticArray, 1 Hz and on every swap
 
 Nothing from another robot or any shared topic feeds the control: a robot's
 policy sees only its own sensors (the deployment half of MAPPO's centralized
-training, decentralized execution).
+training, decentralized execution); the fleet e-stop can only stop it.
 
-A lifecycle node: configure loads and checks the model, activate starts the
-control timer (the model's control period), deactivate and shutdown publish a
-zero command. `autostart` (default true) runs configure and activate at start.
-Setting `policy_path` on a running node swaps the policy live: the on-set
-callback loads and checks the new file on a worker thread while the control
-loop keeps ticking (see executor.py), then the post-set callback swaps one
-reference.
+Command watchdog: the control timer runs from the node's start to its
+shutdown, at the model's control period (the default robot profile's 0.1 s
+before a model is loaded). Whenever the node is not driving (unconfigured,
+inactive, an e-stop, stale sensors, a broken lidar, no goal, at the goal) each
+tick publishes a zero, because a base may keep executing the last command it
+heard. Shutdown publishes a last zero and then nothing.
+
+A lifecycle node: configure loads and checks the model, activate lets the
+policy drive, deactivate and shutdown publish a zero at once. `autostart`
+(default true) runs configure and activate at start. Every policy command
+passes the clamp, then the shared safety layer (swarm_contract.safety_layer:
+acceleration ramp, stop zone). Setting `policy_path` on a running node swaps
+the policy live: the on-set callback loads and checks the new file on a
+worker thread while the control loop keeps ticking (see executor.py), then
+the post-set callback swaps one reference and writes the live-policy record
+(live_policy.py) that a respawned node resumes from.
 """
 
 from __future__ import annotations
@@ -41,11 +62,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     QoSProfile,
@@ -54,12 +78,19 @@ from rclpy.qos import (
 )
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from swarm_contract.config import ConfigError, from_dict, load_yaml
 from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected
-from swarm_contract.robot_io import Contract, ObservationBuilder, clamp_twist, count_valid_rays
-from swarm_controller import parameters
+from swarm_contract.robot_io import (
+    Contract,
+    ObservationBuilder,
+    RobotProfile,
+    clamp_twist,
+    count_valid_rays,
+)
+from swarm_contract.safety_layer import SafetyLayer
+from swarm_controller import live_policy, parameters
 from swarm_controller.executor import ControlFirstExecutor
 from swarm_controller.messages import (
     VelocityCommand,
@@ -68,12 +99,29 @@ from swarm_controller.messages import (
     odom_pose_and_twist,
 )
 from swarm_controller.reporting import NodeCounters, active_policy_json, diagnostic_status
-from swarm_controller.safety import CommandGate
+from swarm_controller.safety import CommandGate, estop_reason
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
+# The same e-stop from a publisher that does not latch (a plain `ros2 topic
+# pub`): a TRANSIENT_LOCAL subscription alone would not match it, and the
+# operator's stop would be lost without a word.
+UNLATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+ESTOP_TOPIC = "estop"
+"""This robot's e-stop, relative: `<namespace>/estop`."""
+FLEET_ESTOP_TOPIC = "/swarm/estop"
+"""Every robot's e-stop."""
+# A latched e-stop reaches a new node only once discovery has matched the two
+# and the writer has resent its history. Until then the node does not drive:
+# for ESTOP_DISCOVERY_S after start while no e-stop was heard, and up to
+# ESTOP_STATE_WAIT_S while a latched e-stop publisher is matched but silent
+# (Fast DDS resends at its heartbeat, every 3 s by default).
+ESTOP_DISCOVERY_S = 1.0
+ESTOP_STATE_WAIT_S = 3.5
+# Zero commands go out at this period until a model sets its own.
+IDLE_PERIOD = RobotProfile().control_period
 DIAGNOSTICS_PERIOD = 1.0
 # A tick counts as missed when the gap since the previous one exceeds this
 # many periods (timer jitter of a few ms is not a missed tick).
@@ -104,14 +152,22 @@ class PolicyNode(LifecycleNode):
         self.control_group = MutuallyExclusiveCallbackGroup()
         parameters.declare(self)
         self._settings = parameters.read(self)
+        # What the fleet file launched; a live swap changes only policy_path.
+        self._launch_policy_path = self._settings.policy_path
+        self._record_file = live_policy.record_path(
+            self._settings.live_policy_record, self.get_namespace()
+        )
+        self._policy_source = ""
+        self._adopting: str | None = None
         self._gate = CommandGate(
             self._settings.sensor_timeout,
             self._settings.goal_tolerance,
             self._settings.min_valid_ray_fraction,
         )
         # The clamp's limits: the read-only parameters, capped at configure to
-        # what the robot allows (parameters.capped_speed_limits).
+        # what the robot allows (parameters.capped_limits).
         self._speed_limits = (self._settings.max_linear, self._settings.max_angular)
+        self._safety: SafetyLayer | None = None
         self._counters = NodeCounters()
         self._state = "unconfigured"
         self._problem = ""
@@ -125,25 +181,59 @@ class PolicyNode(LifecycleNode):
         # Latest readings; written and read by control-group callbacks only.
         self._scan_time: float | None = None
         self._scan_rays: tuple[int, int] | None = None  # (valid, total) of the latest scan
+        # The latest accepted scan's (ranges, angle_min, angle_increment): the stop zone's view.
+        self._scan_geometry = None
+        self._estops = {"robot": False, "fleet": False}
+        self._estops_heard = {"robot": False, "fleet": False}
+        self._started = time.monotonic()
         self._odom_time: float | None = None
         self._pose: tuple[float, float, float] | None = None
         self._velocity = (0.0, 0.0)
         self._goal: tuple[float, float] | None = None
         self._last_tick: float | None = None
-        self._period = 0.0
+        self._last_command_time: float | None = None
+        self._period = IDLE_PERIOD
         # Serialises "may I command the robot?" with publishing, so a control
-        # step cannot publish after deactivate/shutdown published its zero.
+        # step cannot publish a policy command after deactivate published its
+        # zero, nor anything after shutdown's last zero.
         self._command_lock = threading.Lock()
         self._active = False
-        self._cmd_pub = None
-        self._cmd_msg: VelocityCommand | None = None
+        self._finalized = False
+        # cmd_vel, the watchdog's timer and the e-stops exist from the start:
+        # a node that is not (yet) driving still tells the base to stand still.
+        s = self._settings
+        self._cmd_pub = self.create_publisher(
+            TwistStamped if s.cmd_vel_stamped else Twist, "cmd_vel", COMMAND_QOS
+        )
+        self._cmd_msg = VelocityCommand(stamped=s.cmd_vel_stamped, frame_id=s.base_frame)
+        g = self.control_group
+        self._control_timer = self.create_timer(
+            self._period, self._on_control_timer, callback_group=g
+        )
+        self._latched_estops = {}
+        for source, topic in (("robot", ESTOP_TOPIC), ("fleet", FLEET_ESTOP_TOPIC)):
+
+            def on_estop(msg: Bool, source: str = source) -> None:
+                self._on_estop(msg, source)
+
+            self._latched_estops[source] = self.create_subscription(
+                Bool,
+                topic,
+                on_estop,
+                LATCHED,
+                callback_group=g,
+                # A plain publisher is heard by the UNLATCHED subscription;
+                # rclpy's default warning here would call its e-stop lost.
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda _: None),
+            )
+            self.create_subscription(Bool, topic, on_estop, UNLATCHED, callback_group=g)
         self._policy_pub = None
-        self._control_timer = None
         self._sensor_subs: list = []
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD, self.publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
+        self._take_policy_and_hash_together()
 
     # ------------------------------------------------------------------ #
     # Lifecycle.
@@ -165,20 +255,27 @@ class PolicyNode(LifecycleNode):
             if reason:
                 raise PolicyRejected(f"parameter {reason}")
             robot = load_robot_contract(s.robot_contract) if s.robot_contract else None
-            policy = OnnxPolicy.load(s.policy_path, robot, s.allowed_policy_dirs)
+            policy, source, resumed = self._configured_policy(robot)
+            limits, warnings = parameters.safety_limits(s, robot or policy.contract)
         except Exception as err:  # PolicyRejected, or anything a check let slip
             self._problem = f"configure failed: {refusal_reason(err, s.policy_path)}"
             self.get_logger().error(self._problem)
             self.publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
         self._problem = ""
+        if resumed:
+            self._adopt_policy_path(resumed)
+        self._policy_source = source
         self._robot_contract = robot or policy.contract
         self._policy = policy
         self._builder = ObservationBuilder(self._robot_contract)
-        self._cap_speed_limits()
-        msg_type = TwistStamped if s.cmd_vel_stamped else Twist
-        self._cmd_pub = self.create_publisher(msg_type, "cmd_vel", COMMAND_QOS)
-        self._cmd_msg = VelocityCommand(stamped=s.cmd_vel_stamped, frame_id=s.base_frame)
+        # The clamp's and the safety layer's limits: the read-only parameters,
+        # none above what the robot allows (parameters.capped_limits).
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        self._speed_limits = (limits.max_linear, limits.max_angular)
+        self._safety = SafetyLayer(limits)
+        self._set_period(policy.contract.control_period)
         self._policy_pub = self.create_publisher(String, "~/active_policy", LATCHED)
         g = self.control_group
         self._sensor_subs = [
@@ -200,77 +297,68 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._gate.reset()
-        self._last_tick = None
-        self._period = self._policy.contract.control_period
         with self._command_lock:
+            self._safety.reset()
             self._active = True
-        self._control_timer = self.create_timer(
-            self._period, self._on_control_timer, callback_group=self.control_group
-        )
         self._state = "active"
         self.get_logger().info(f"active: control period {self._period:g} s")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_timer()
         self.stop_robot("deactivated")
         self._state = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._stop_timer()
         for sub in self._sensor_subs:
             self.destroy_subscription(sub)
         self._sensor_subs = []
-        for pub in (self._cmd_pub, self._policy_pub):
-            if pub is not None:
-                self.destroy_publisher(pub)
-        self._cmd_pub = self._policy_pub = None
-        self._policy = self._builder = None
+        if self._policy_pub is not None:
+            self.destroy_publisher(self._policy_pub)
+        self._policy_pub = None
+        self._policy = self._builder = self._safety = None
+        self._policy_source = ""
         self._scan_time = self._odom_time = self._pose = self._goal = None
-        self._scan_rays = None
+        self._scan_rays = self._scan_geometry = None
+        self._set_period(IDLE_PERIOD)
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_timer()
-        self.stop_robot("shutting down")
+        self.stop_robot("shutting down", final=True)
         self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
-        self._stop_timer()
         self.stop_robot("error")
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
-    def _cap_speed_limits(self) -> None:
-        """Clamp to the speed parameters, but never faster than the robot allows."""
-        v, w, warnings = parameters.capped_speed_limits(self._settings, self._robot_contract)
-        for warning in warnings:
-            self.get_logger().warning(warning)
-        self._speed_limits = (v, w)
+    def _set_period(self, period: float) -> None:
+        """Tick (drive, or send the watchdog's zeros) every `period` seconds."""
+        self._period = period
+        self._control_timer.timer_period_ns = int(round(period * 1e9))
+        self._last_tick = None
 
-    def _stop_timer(self) -> None:
-        if self._control_timer is not None:
-            self.destroy_timer(self._control_timer)
-            self._control_timer = None
+    def stop_robot(self, why: str, ack_timeout: float = 0.0, *, final: bool = False) -> None:
+        """Publish a zero command now and stop driving until activated again.
 
-    def stop_robot(self, why: str, ack_timeout: float = 0.0) -> None:
-        """Publish one zero command and stop commanding until activated again.
-
+        The control timer goes on sending zeros while the node is not active.
+        final (shutdown): this zero is the last command the node ever sends.
         ack_timeout > 0 waits until subscribers acknowledged it (on shutdown,
         so the zero is delivered before the context goes down).
         """
         with self._command_lock:
             self._active = False
-            if self._cmd_pub is None:
+            if self._finalized:
                 return
-            self._publish_locked(0.0, 0.0, None)
-            pub = self._cmd_pub
+            self._publish_zero_locked(None)
+            self._finalized = final
+        if final:
+            self.destroy_timer(self._control_timer)
         self.get_logger().info(f"zero command sent ({why})")
         if ack_timeout > 0:
-            pub.wait_for_all_acked(Duration(seconds=ack_timeout))
+            self._cmd_pub.wait_for_all_acked(Duration(seconds=ack_timeout))
 
     # ------------------------------------------------------------------ #
     # Sensors and control (control group: one at a time, inline).
@@ -291,7 +379,7 @@ class PolicyNode(LifecycleNode):
             # Unusable fields or wrong geometry for the contract: the lidar can
             # no longer be trusted, so the last good scan stops counting as
             # fresh too and the stale rule stops the robot at the next tick.
-            self._scan_time = None
+            self._scan_time = self._scan_geometry = None
             self._scan_problem = f"scan refused: {err}"
             self.get_logger().error(self._scan_problem, throttle_duration_sec=5.0)
             return
@@ -301,10 +389,11 @@ class PolicyNode(LifecycleNode):
             builder.forget_scans()
         self._scan_problem = ""
         self._scan_rays = (valid, len(ranges))
+        self._scan_geometry = (ranges, msg.angle_min, msg.angle_increment)
         now = self._now()
         self._scan_time = now
         if self._settings.control_on_scan:
-            self._step(now, stamp=msg.header.stamp, run_policy=True)
+            self._step(now, stamp=msg.header.stamp, from_timer=False)
 
     def _on_odom(self, msg: Odometry) -> None:
         self._pose, self._velocity = odom_pose_and_twist(msg)
@@ -316,11 +405,51 @@ class PolicyNode(LifecycleNode):
             f"goal ({self._goal[0]:.2f}, {self._goal[1]:.2f}) in frame '{msg.header.frame_id}'"
         )
 
+    def _on_estop(self, msg: Bool, source: str) -> None:
+        """source "robot" (<ns>/estop) or "fleet" (/swarm/estop): True holds the robot."""
+        engaged = bool(msg.data)
+        self._estops_heard[source] = True
+        if engaged == self._estops[source]:
+            return  # the same state again (both QoS subscriptions hear a latched publisher)
+        self._estops[source] = engaged
+        if engaged:
+            self._counters.estop_engagements += 1
+            self._publish_zero(None)
+            self.get_logger().warning(
+                f"e-stop ({source}) engaged: zero commands until it is released"
+            )
+        else:
+            still = self._engaged_estops()
+            self.get_logger().info(
+                f"e-stop ({source}) released; "
+                + (f"still held by {estop_reason(still)}" if still else "driving may resume")
+            )
+        self.publish_diagnostics()
+
+    def _engaged_estops(self) -> tuple[str, ...]:
+        return tuple(source for source, engaged in self._estops.items() if engaged)
+
+    def _unheard_estops(self) -> tuple[str, ...]:
+        """E-stops whose latched state may still be on its way, right after start."""
+        age = time.monotonic() - self._started
+        if age >= ESTOP_STATE_WAIT_S:
+            return ()
+        return tuple(
+            source
+            for source, sub in self._latched_estops.items()
+            if not self._estops_heard[source]
+            and (age < ESTOP_DISCOVERY_S or sub.get_publisher_count() > 0)
+        )
+
     def _on_control_timer(self) -> None:
         now = self._now()
         self._count_tick(now)
-        # With control_on_scan the scans drive; the timer still enforces stops.
-        self._step(now, stamp=None, run_policy=not self._settings.control_on_scan)
+        if self._state == "active":
+            # With control_on_scan the scans drive; the timer still enforces stops.
+            self._step(now, stamp=None, from_timer=True)
+        else:
+            # Not driving (unconfigured, inactive): the base still hears "stop".
+            self._publish_zero(None)
 
     def _count_tick(self, now: float) -> None:
         c = self._counters
@@ -334,23 +463,34 @@ class PolicyNode(LifecycleNode):
     def _goal_distance(self) -> float | None:
         if self._goal is None:
             return None
-        if self._pose is None:
+        # A NaN heading (odometry with a NaN quaternion) is as unusable as a NaN
+        # position: the policy's goal bearing would be NaN, so hold instead.
+        if self._pose is None or not all(math.isfinite(c) for c in self._pose):
             return math.nan
         return math.hypot(self._goal[0] - self._pose[0], self._goal[1] - self._pose[1])
 
-    def _step(self, now: float, stamp, run_policy: bool) -> None:
+    def _step(self, now: float, stamp, *, from_timer: bool) -> None:
         decision = self._gate.decide(
-            now, self._scan_time, self._odom_time, self._goal_distance(), self._scan_rays
+            now,
+            self._scan_time,
+            self._odom_time,
+            self._goal_distance(),
+            self._scan_rays,
+            self._engaged_estops(),
+            self._unheard_estops(),
         )
         if not decision.drive:
-            if decision.send_zero:
-                self._publish(0.0, 0.0, stamp)
+            if decision.new_reason:
                 self.get_logger().info(f"holding: {decision.reason}")
+            # Every tick of a hold sends a zero; a scan (control_on_scan) sends
+            # the first one at once rather than at the next tick.
+            if from_timer or decision.new_reason:
+                self._publish_zero(stamp)
             return
-        if run_policy:
-            self._drive(stamp)
+        if not (from_timer and self._settings.control_on_scan):
+            self._drive(now, stamp)
 
-    def _drive(self, stamp) -> None:
+    def _drive(self, now: float, stamp) -> None:
         policy = self._policy
         builder = self._builder
         if policy is None or builder is None:
@@ -364,24 +504,52 @@ class PolicyNode(LifecycleNode):
             cmd = policy.infer(obs)
         except Exception as err:  # a broken model must stop the robot, not the node
             self.get_logger().error(f"inference failed: {err}", throttle_duration_sec=5.0)
-            self._publish(0.0, 0.0, stamp)
+            self._publish_zero(stamp)
             return
         self._counters.last_inference_s = time.perf_counter() - started
         v, w = float(cmd[0]), float(cmd[1])
         if not (math.isfinite(v) and math.isfinite(w)):
+            # A fault, not a wish to move: stop at once, without a ramp.
             self._counters.non_finite_commands += 1
+            self._publish_zero(stamp)
+            return
         v, w = clamp_twist(v, w, *self._speed_limits)
-        self._publish(v, w, stamp)
+        self._publish_policy_command(v, w, now, stamp)
 
-    def _publish(self, v: float, w: float, stamp) -> None:
+    def _publish_policy_command(self, v: float, w: float, now: float, stamp) -> None:
+        """The policy's clamped (v, w), through the safety layer, while allowed to drive."""
+        ranges, angle_min, angle_increment = self._scan_geometry or (None, 0.0, 0.0)
         with self._command_lock:
-            if self._active and self._cmd_pub is not None:
-                self._publish_locked(v, w, stamp)
+            if not self._active or self._finalized:
+                return
+            # The layer caps dt at one control period (see safety_layer).
+            last = self._last_command_time
+            dt = self._period if last is None else now - last
+            safe = self._safety.filter(v, w, dt, ranges, angle_min, angle_increment)
+            self._publish_locked(safe.linear, safe.angular, stamp, now)
+        if safe.stop_zone_cut:
+            self._counters.stop_zone_cuts += 1
+            self.get_logger().warning(
+                f"stop zone: an obstacle inside it, linear {v:.3f} m/s cut to 0",
+                throttle_duration_sec=5.0,
+            )
 
-    def _publish_locked(self, v: float, w: float, stamp) -> None:
+    def _publish_zero(self, stamp) -> None:
+        """A zero command, in any lifecycle state but finalized."""
+        with self._command_lock:
+            if not self._finalized:
+                self._publish_zero_locked(stamp)
+
+    def _publish_zero_locked(self, stamp) -> None:
+        self._publish_locked(0.0, 0.0, stamp, self._now())
+        if self._safety is not None:
+            self._safety.reset()  # the next ramp starts from rest
+
+    def _publish_locked(self, v: float, w: float, stamp, now: float) -> None:
         if stamp is None and self._cmd_msg.stamped:
             stamp = self.get_clock().now().to_msg()
         self._cmd_pub.publish(self._cmd_msg.fill(v, w, stamp))
+        self._last_command_time = now
         self._counters.commands += 1
         if v == 0.0 and w == 0.0:
             self._counters.zero_commands += 1
@@ -391,27 +559,47 @@ class PolicyNode(LifecycleNode):
     # ------------------------------------------------------------------ #
 
     def _validate_parameters(self, params) -> SetParametersResult:
-        """On-set: check new values, and load+check a new policy, without side effects."""
-        for p in params:
-            reason = parameters.check_value(p.name, p.value)
-            if reason is None and p.name == "policy_path":
-                reason = self._prepare_policy(p.value)
-            if reason is not None:
-                if p.name == "policy_path":
-                    self._counters.swaps_rejected += 1
-                    self._counters.last_swap_error = reason
-                    self.get_logger().warning(f"policy swap rejected: {reason}")
-                    self.publish_diagnostics()
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
+        """On-set: check new values, and load+check a new policy, without side effects.
 
-    def _prepare_policy(self, path: str) -> str | None:
+        A policy set in the same call as expected_sha256 is checked against the
+        new hash (see _take_policy_and_hash_together).
+        """
+        new = {p.name: p.value for p in params}
+        reason = next(
+            (r for p in params if (r := parameters.check_value(p.name, p.value)) is not None),
+            None,
+        )
+        path = new.get("policy_path")
+        if reason is None and path is not None and path != self._adopting:
+            expected = str(new.get("expected_sha256", self._settings.expected_sha256))
+            reason = self._prepare_policy(path, expected.strip().lower())
+        if reason is None:
+            return SetParametersResult(successful=True)
+        if path is not None:
+            self._counters.swaps_rejected += 1
+            self._counters.last_swap_error = reason
+            self.get_logger().warning(f"policy swap rejected: {reason}")
+            self.publish_diagnostics()
+        return SetParametersResult(successful=False, reason=reason)
+
+    def _load_policy(self, path: str, robot: Contract | None, expected_sha256: str) -> OnnxPolicy:
+        """OnnxPolicy.load with every check the parameters ask for."""
+        s = self._settings
+        return OnnxPolicy.load(
+            path,
+            robot,
+            s.allowed_policy_dirs,
+            max_bytes=s.max_policy_bytes,
+            expected_sha256=expected_sha256,
+        )
+
+    def _prepare_policy(self, path: str, expected_sha256: str) -> str | None:
         """Load and check a policy for this robot; keep it as the swap candidate."""
         try:
             robot = self._robot_contract
             if robot is None and self._settings.robot_contract:
                 robot = load_robot_contract(self._settings.robot_contract)
-            policy = OnnxPolicy.load(path, robot, self._settings.allowed_policy_dirs)
+            policy = self._load_policy(path, robot, expected_sha256)
         except Exception as err:
             # OnnxPolicy.load raises only PolicyRejected; anything else is a bug
             # there, and still only a refused swap: escaping this callback would
@@ -425,8 +613,16 @@ class PolicyNode(LifecycleNode):
         self._settings = parameters.read(self)
         self._gate.sensor_timeout = self._settings.sensor_timeout
         self._gate.goal_tolerance = self._settings.goal_tolerance
+        names = {p.name for p in params}
+        expected, policy = self._settings.expected_sha256, self._policy
+        pinned_alone = "expected_sha256" in names and "policy_path" not in names
+        if pinned_alone and expected and policy and policy.sha256 != expected:
+            self.get_logger().warning(
+                f"expected_sha256 is now {expected}, but the driving policy {policy.path} has"
+                f" sha256 {policy.sha256}: it keeps driving; the next swap or configure must match"
+            )
         for p in params:
-            if p.name != "policy_path" or self._candidate is None:
+            if p.name != "policy_path" or self._candidate is None or p.value == self._adopting:
                 continue
             path, policy = self._candidate
             self._candidate = None
@@ -435,6 +631,7 @@ class PolicyNode(LifecycleNode):
             if self._state in ("inactive", "active"):
                 self._policy = policy  # the swap: one reference assignment
                 self._counters.swaps_accepted += 1
+                self._policy_source = self._record_live_policy(path, policy)
                 self._announce_policy(policy, "swapped to")
             elif (
                 # A node whose first policy was refused starts once a good one is set.
@@ -442,7 +639,119 @@ class PolicyNode(LifecycleNode):
                 and self._settings.autostart
                 and self.trigger_configure() == TransitionCallbackReturn.SUCCESS
             ):
+                self._policy_source = self._record_live_policy(path, self._policy)
                 self.trigger_activate()
+
+    def _take_policy_and_hash_together(self) -> None:
+        """Make ~/set_parameters set policy_path and expected_sha256 in one step.
+
+        rclpy's SetParameters service sets a request's values one at a time, in
+        order, so [policy_path, expected_sha256] would check the new policy
+        against the old hash (or none). A request naming both is set atomically
+        instead: the on-set callback sees both, and both succeed or neither
+        does (the one result is repeated for each value). Other requests keep
+        rclpy's one-at-a-time handling.
+        """
+        services = [
+            srv
+            for srv in self.services
+            if srv.srv_type is SetParameters and srv.srv_name.endswith("/set_parameters")
+        ]
+        if len(services) != 1:
+            return  # started without parameter services: nothing to adapt
+        [service] = services
+        one_at_a_time = service.callback
+
+        def set_parameters(request, response):
+            names = {p.name for p in request.parameters}
+            if not {"policy_path", "expected_sha256"} <= names:
+                return one_at_a_time(request, response)
+            try:
+                result = self.set_parameters_atomically(
+                    [Parameter.from_parameter_msg(p) for p in request.parameters]
+                )
+            except Exception as err:  # e.g. an undeclared name among them
+                result = SetParametersResult(successful=False, reason=str(err))
+            response.results = [result] * len(request.parameters)
+            return response
+
+        service.callback = set_parameters
+
+    # ------------------------------------------------------------------ #
+    # The live-policy record: a respawned node resumes the live swap.
+    # ------------------------------------------------------------------ #
+
+    def _configured_policy(self, robot: Contract | None) -> tuple[OnnxPolicy, str, str | None]:
+        """The policy to configure with, where it came from (policy_source), and
+        the live-swapped path it resumed (None: policy_path's own)."""
+        s = self._settings
+        record, note = self._resumable_record()
+        if record is not None:
+            live = record.live_policy_path
+            try:
+                if s.expected_sha256 and s.expected_sha256 != record.sha256:
+                    raise PolicyRejected(
+                        f"its recorded sha256 {record.sha256} is not expected_sha256"
+                        f" {s.expected_sha256}"
+                    )
+                policy = self._load_policy(live, robot, record.sha256)
+            except Exception as err:  # refused: the launch file's policy drives
+                note = (
+                    f"did not resume live-swapped policy {live} (recorded sha256"
+                    f" {record.sha256[:12]}): {refusal_reason(err, live)}; loading the"
+                    f" launch file's {s.policy_path}"
+                )
+                self.get_logger().warning(note)
+            else:
+                note = f"resumed live-swapped policy {live} (launch file says {s.policy_path})"
+                self.get_logger().info(note)
+                return policy, note, live
+        policy = self._load_policy(s.policy_path, robot, s.expected_sha256)
+        return policy, note or "policy_path", None
+
+    def _resumable_record(self) -> tuple[live_policy.LivePolicyRecord | None, str]:
+        """The live-policy record to resume from, if it applies; else None and why not."""
+        s, file = self._settings, self._record_file
+        # Only the launch policy is replaced by a record: a policy_path set at
+        # run time (an operator's choice, or a resumed one) loads as it is.
+        if file is None or s.policy_path != self._launch_policy_path:
+            return None, ""
+        try:
+            record = live_policy.read_record(file)
+        except ValueError as err:
+            self.get_logger().warning(f"{err}; loading policy_path")
+            return None, f"policy_path ({err})"
+        if record is None or record.live_policy_path == s.policy_path:
+            return None, ""
+        if record.launch_policy_path != s.policy_path:
+            note = (
+                f"policy_path (live policy record {file} is for launch policy"
+                f" {record.launch_policy_path}: the fleet file changed, record ignored)"
+            )
+            self.get_logger().info(note)
+            return None, note
+        return record, ""
+
+    def _adopt_policy_path(self, path: str) -> None:
+        """Set policy_path to the resumed policy, so `ros2 param get` says what drives."""
+        self._adopting = path
+        try:
+            self.set_parameters([Parameter("policy_path", value=path)])
+        finally:
+            self._adopting = None
+
+    def _record_live_policy(self, path: str, policy: OnnxPolicy) -> str:
+        """Record a live swap for a respawn; returns the policy_source to show."""
+        if self._record_file is None:
+            return "live swap"
+        record = live_policy.new_record(self._launch_policy_path, path, policy.sha256)
+        try:
+            live_policy.write_record(self._record_file, record)
+        except OSError as err:
+            why = f"live policy record {self._record_file} not written: {err}"
+            self.get_logger().error(f"{why}; a respawned node would load the launch policy")
+            return f"live swap ({why})"
+        return "live swap"
 
     def _announce_policy(self, policy: OnnxPolicy, what: str) -> None:
         self.get_logger().info(
@@ -464,6 +773,8 @@ class PolicyNode(LifecycleNode):
             if self._state == "active"
             else []
         )
+        safety = self._safety
+        limits = safety.limits if safety is not None else None
         status = diagnostic_status(
             node_name=self.get_name(),
             namespace=self.get_namespace(),
@@ -472,7 +783,16 @@ class PolicyNode(LifecycleNode):
             hold_reason=self._gate.reason if self._gate.holding else "",
             problem=self._problem or self._scan_problem,
             counters=self._counters,
-            speed_limits=self._speed_limits if self._policy is not None else None,
+            speed_limits=self._speed_limits if limits is not None else None,
+            accel_limits=(limits.max_linear_accel, limits.max_angular_accel) if limits else None,
+            stop_zone=""
+            if limits is None
+            else f"on, margin {limits.stop_margin:g} m"
+            if limits.stop_zone
+            else "off",
+            estop=estop_reason(self._engaged_estops()),
+            policy_source=self._policy_source,
+            expected_sha256=self._settings.expected_sha256,
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -508,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
         if rclpy.ok():
             # Bounded: Fast DDS confirms delivery only at its next heartbeat
             # (can be seconds); the zero itself goes out at once.
-            node.stop_robot("shutdown", ack_timeout=0.3)
+            node.stop_robot("shutdown", ack_timeout=0.3, final=True)
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
