@@ -3,9 +3,9 @@
 Each subcommand lives in its own module that exposes `add_arguments(parser)`
 and `run(args) -> int`. Those modules import nothing heavy at top level, so
 `swarm --help` is instant. Training verbs live in mappo_training; the verbs
-that act on running nodes (demo, deploy, swap, bench node/deploy) live in the
-ROS-side swarm_ops package and are named here by module path only, so the
-training package never imports the ROS side: where swarm_ops is not
+that act on running nodes (demo, deploy, swap, stop, bench node/deploy) live
+in the ROS-side swarm_ops package and are named here by module path only, so
+the training package never imports the ROS side: where swarm_ops is not
 installed, those verbs say how to install it.
 """
 
@@ -27,6 +27,7 @@ COMMANDS = [
         "start policy nodes (and a sim bridge) without a ROS distro",
     ),
     ("swap", "swarm_ops.swap", "put a new policy on running robots"),
+    ("stop", "swarm_ops.stop", "e-stop running robots (or --release them)"),
 ]
 BENCHMARKS = [
     ("sim", "mappo_training.benchmarks.sim", "simulator throughput vs the PyBullet floor"),

@@ -2,7 +2,9 @@
 
 The simulated swarm runs the shipped default policy (models/default): the sim
 bridge plus one policy-node process per robot, exactly what swarm_sim.launch.py
-starts. Each test has its own ROS_DOMAIN_ID (conftest's `ros_domain`).
+starts. Each test has its own ROS_DOMAIN_ID (conftest's `ros_domain`). The
+bridge runs in lockstep (it steps once every robot's command arrived), so
+what the robots do does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pybullet", reason="needs pybullet: pip install -e '.[train]'")
@@ -94,9 +97,10 @@ def test_a_node_that_keeps_crashing_is_restarted_then_left_down(tmp_path, monkey
 
 
 def command_recorders(probe, robots: int) -> list:
-    from geometry_msgs.msg import Twist
+    """Each robot's cmd_vel: TwistStamped, as a lockstep deployment sends them."""
+    from geometry_msgs.msg import TwistStamped
 
-    return [probe.record(Twist, f"/robot_{i}/cmd_vel") for i in range(robots)]
+    return [probe.record(TwistStamped, f"/robot_{i}/cmd_vel") for i in range(robots)]
 
 
 @pytest.mark.ros
@@ -110,7 +114,7 @@ def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_p
     deploy = subprocess.Popen(
         [sys.executable, "-m", "mappo_training.cli", "deploy", "--sim", "--robots", "2"]
         + ["--policy", str(policy), "--scenario", "random", "--seed", "0"]
-        + ["--real-time-factor", "3", "--runs", str(tmp_path)],
+        + ["--real-time-factor", "3", "--lockstep", "--runs", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -133,7 +137,7 @@ def test_deploy_sim_drives_two_robots_to_their_goals_and_ctrl_c_stops_them(tmp_p
     assert deploy.returncode == 0, output
     time.sleep(0.3)
     for i, recorder in enumerate(commands):
-        last = recorder.last()
+        last = recorder.last().twist
         assert (last.linear.x, last.angular.z) == (0.0, 0.0), f"robot_{i} last command {last}"
     assert len(re.findall(r"stopped \(clean\)", output)) == 3, output
 
@@ -155,14 +159,15 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
     from ros_sim_helpers import EventLog
 
     from swarm_controller.fleet import sim_node_specs
-    from swarm_ops.deploy import Deployment
+    from swarm_ops.deploy import LOCKSTEP_BRIDGE, Deployment
 
+    policy = shipped_policy()
     specs = sim_node_specs(
         num_robots=2,
-        policy=shipped_policy(),
+        policy=policy,
         scenario="random",
         seed=0,
-        bridge_parameters={"real_time_factor": 2.0},
+        bridge_parameters={"real_time_factor": 2.0, **LOCKSTEP_BRIDGE},
     )
     events = EventLog(probe)
     commands = command_recorders(probe, 2)
@@ -171,9 +176,15 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
         victim = deployment.node("robot_1.policy_node")
 
         def moving_since(t: float):
-            return [m for m in commands[1].messages(since=t) if abs(m.linear.x) > 0.01]
+            return [m for m in commands[1].messages(since=t) if abs(m.twist.linear.x) > 0.01]
 
         wait_for(lambda: moving_since(0.0), 30.0, "robot_1 driving")
+        # Swapped live before the crash: the respawned node must come back with it.
+        live = policy / "robot_0.onnx"
+        [swapped] = probe.set_parameters("/robot_1/policy_node", {"policy_path": str(live)})
+        assert swapped.successful, swapped.reason
+        swapped_at = time.monotonic()
+        wait_for(lambda: moving_since(swapped_at), 10.0, "robot_1 driving after the swap")
         old_pid = victim.pid
         os.kill(old_pid, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -184,7 +195,34 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
 
         wait_for(respawned, 15.0, "robot_1's node to be restarted")
         assert any("robot_1.policy_node exited (code -9); restarting" in x for x in lines)
-        wait_for(lambda: moving_since(killed_at), 30.0, "robot_1 driving again")
+        driving_again = wait_for(lambda: moving_since(killed_at), 30.0, "robot_1 driving again")
+
+        # Meanwhile deploy commanded the robot: a zero soon after the kill, then one
+        # every control period, so the base never kept the dead node's last command.
+        times = commands[1].times(since=killed_at)
+        sent = commands[1].messages(since=killed_at)
+        back_at = times[sent.index(driving_again[0])]
+        to_zero = next(t for t, m in zip(times, sent, strict=True) if m.twist.linear.x == 0.0)
+        to_zero -= killed_at
+        silences = np.diff([killed_at, *[t for t in times if t <= back_at]])
+        print(
+            f"kill -> first zero {to_zero:.3f} s; longest silence {silences.max():.3f} s;"
+            f" robot_1 driving again {back_at - killed_at:.2f} s after the kill"
+        )
+        assert to_zero < 0.5 and silences.max() < 1.0, (to_zero, silences.max())
+        assert any(
+            "robot_1.policy_node is down (exit code -9): zero on /robot_1/cmd_vel" in x
+            for x in lines
+        ), lines
+
+        def said(text: str) -> list[str]:
+            return [x for x in lines if text in x]
+
+        wait_for(lambda: said("robot_1.policy_node is back: it commands"), 5.0, "the 'back' line")
+        [resumed] = wait_for(
+            lambda: said("resumed the policy swapped in live"), 5.0, "the 'resumed' line"
+        )
+        assert resumed.startswith("robot_1.policy_node") and str(live) in resumed, resumed
 
         def robot_1_arrived():
             deployment.poll()

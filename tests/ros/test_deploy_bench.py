@@ -33,6 +33,12 @@ def test_bench_deploy_scores_both_sides_on_the_same_episodes(tmp_path, capsys, r
     # The policy nodes kept up with the bridge's simulated clock.
     assert result["missed_tick_fraction"] < 0.25, result
     assert any("ROS 2 closed loop" in line for line in lines[:-1])
+    # In lockstep every step waited for every robot's own command, however busy
+    # the machine was.
+    assert result["lockstep"] is True and result["lockstep_misses"] == 0, result
+    # How often the safety layer's stop zone cut a command shows on both sides.
+    assert result["stop_zone_cuts"] >= 0 and result["sim_stop_zone_cuts"] >= 0
+    assert any(line.strip().startswith("stop zone cut") for line in lines[:-1])
 
 
 def test_bench_deploy_refuses_zero_episodes(capsys):

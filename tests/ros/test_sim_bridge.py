@@ -27,6 +27,7 @@ from visualization_msgs.msg import Marker
 from mappo_training.sim import ArenaLayout, Obstacle, SimConfig
 from swarm_contract.config import ConfigError
 from swarm_contract.robot_io import load_profile
+from swarm_ops.lockstep import Action, Decision, Lockstep
 from swarm_ops.sim_bridge import SimulatedArena, arena_markers, event_json
 from swarm_ops.sim_bridge_config import (
     PARAMETERS,
@@ -216,6 +217,139 @@ def test_markers_show_walls_obstacles_robots_and_goals(make_arena):
     assert (robot.pose.position.x, robot.pose.position.y) == pytest.approx((1.0, 1.0))
     assert robot.scale.x == pytest.approx(2 * R)
     assert [m.type for m in by_ns["obstacles"]] == [Marker.CYLINDER, Marker.CUBE]
+
+
+# --------------------------------------------------------------------------- #
+# Lockstep: when the bridge may step (wall times passed in, no clock or DDS).
+# --------------------------------------------------------------------------- #
+
+
+def answer_all(lockstep: Lockstep, num_robots: int = 2, moving: bool = False) -> None:
+    for robot in range(num_robots):
+        lockstep.answer(robot, moving=moving)
+
+
+def settle(lockstep: Lockstep, t: float, num_robots: int = 2) -> float:
+    """Run an episode's settling with prompt nodes from wall time `t`; the time after
+    its GO tick. Checks the phases in order: READY, SETTLE, GO."""
+    everyone = np.ones(num_robots, dtype=bool)
+    assert lockstep.next_action(t, everyone).action is Action.HOLD
+    lockstep.tick(t, stamp=0.0, hold=True)
+    answer_all(lockstep, num_robots, moving=True)  # every node can drive
+    t += 1.0
+    assert lockstep.next_action(t, everyone) == Decision(Action.SETTLE)
+    lockstep.tick(t, stamp=0.0, hold=True)
+    for _ in range(lockstep.settle_ticks - 1):
+        answer_all(lockstep, num_robots)  # zeros: "at goal" at the start pose
+        t += 1.0
+        assert lockstep.next_action(t, everyone).action is Action.HOLD
+        lockstep.tick(t, stamp=0.0, hold=True)
+    answer_all(lockstep, num_robots)
+    t += 1.0
+    assert lockstep.next_action(t, everyone) == Decision(Action.GO)
+    lockstep.tick(t, stamp=0.0, hold=True)
+    return t
+
+
+def settled_lockstep(num_robots: int = 2, **kwargs) -> Lockstep:
+    """A Lockstep past its first episode's settling and first step, at t=0."""
+    kwargs = {"timeout": 1.0, "start_timeout": 30.0, "min_interval": 0.0, **kwargs}
+    lockstep = Lockstep(num_robots, **kwargs)
+    lockstep.begin_episode(now=-20.0)
+    t = settle(lockstep, -20.0, num_robots)
+    answer_all(lockstep, num_robots, moving=True)
+    assert lockstep.next_action(t + 1.0, np.ones(num_robots, dtype=bool)).action is Action.STEP
+    lockstep.tick(0.0, stamp=0.1)
+    return lockstep
+
+
+def test_lockstep_steps_once_every_driving_robot_answered_or_counts_a_miss():
+    lockstep = settled_lockstep(timeout=1.0)
+    driving = np.array([True, True])
+    lockstep.answer(0)
+    assert lockstep.next_action(0.5, driving).action is Action.WAIT  # robot 1 may still answer
+    lockstep.answer(1)
+    assert lockstep.next_action(0.5, driving) == Decision(Action.STEP)
+    lockstep.tick(0.5, stamp=0.2)
+    lockstep.answer(0)
+    # Robot 1 stays silent: after the timeout the world steps without it, one miss.
+    assert lockstep.next_action(1.4, driving).action is Action.WAIT
+    assert lockstep.next_action(1.5, driving) == Decision(Action.STEP, late=(1,))
+    assert lockstep.misses.tolist() == [0, 1] and lockstep.episode_misses == 1
+    # A parked robot is not waited for.
+    lockstep.tick(1.5, stamp=0.3)
+    lockstep.answer(0)
+    assert lockstep.next_action(1.5, np.array([True, False])) == Decision(Action.STEP)
+
+
+def test_lockstep_keeps_the_real_time_factor_as_a_top_speed_and_ignores_stale_stamps():
+    lockstep = settled_lockstep(min_interval=0.05)
+    driving = np.array([True, True])
+    lockstep.answer(0, stamp=0.1)
+    lockstep.answer(1, stamp=0.0999999999)  # the same tick, as a float rounds it
+    assert lockstep.next_action(0.01, driving).action is Action.WAIT  # too soon
+    assert lockstep.next_action(0.05, driving).action is Action.STEP
+    lockstep.tick(0.05, stamp=0.2)
+    lockstep.answer(0, stamp=0.1)  # computed for the previous tick: not an answer
+    lockstep.answer(1, stamp=0.2)
+    assert not lockstep.all_answered(driving)
+    lockstep.answer(0, stamp=0.0)  # no stamp (a zero from `swarm deploy`): counts
+    assert lockstep.all_answered(driving)
+
+
+def test_each_episode_waits_until_every_robot_can_drive_without_counting_misses():
+    lockstep = Lockstep(2, timeout=1.0, start_timeout=10.0, min_interval=0.0)
+    everyone = np.ones(2, dtype=bool)
+    lockstep.begin_episode(now=0.0)
+    # The start readings get a clock tick of their own at once.
+    assert lockstep.next_action(0.0, everyone).action is Action.HOLD
+    lockstep.tick(0.0, stamp=0.1, hold=True)
+    t = 0.0
+    # Robot 0 can drive; robot 1's node is still starting (silent), then holding
+    # (zeros, as a policy node does before it may drive): the world stays at rest.
+    for answer_1 in (None, None, False, False):
+        lockstep.answer(0, moving=True)
+        if answer_1 is not None:
+            lockstep.answer(1, moving=answer_1)
+            assert lockstep.next_action(t + 0.1, everyone).action is Action.HOLD
+            t += 0.1
+        else:
+            assert lockstep.next_action(t + 0.5, everyone).action is Action.WAIT
+            t += 1.0
+            assert lockstep.next_action(t, everyone).action is Action.HOLD
+        lockstep.tick(t, stamp=0.1, hold=True)
+    answer_all(lockstep, moving=True)
+    assert lockstep.next_action(t, everyone) == Decision(Action.SETTLE)
+    assert lockstep.misses.tolist() == [0, 0]
+    # A robot that never drives delays an episode's start by start_timeout at most.
+    lockstep.begin_episode(now=100.0)
+    t = 100.0
+    while (decision := lockstep.next_action(t, everyone)).action is not Action.STEP:
+        if decision.action is not Action.WAIT:
+            lockstep.tick(t, stamp=1.0, hold=True)
+        lockstep.answer(0, moving=True)
+        t += 0.25
+    assert 110.0 <= t <= 112.5 and decision.late == (1,)
+
+
+def test_after_settling_every_episode_starts_with_the_same_ticks():
+    lockstep = Lockstep(2, timeout=1.0, start_timeout=30.0, min_interval=0.0)
+    lockstep.begin_episode(now=0.0)
+    settle(lockstep, 0.0)
+    assert lockstep.episode_holds == 2 + lockstep.settle_ticks  # READY, SETTLE..., GO
+
+
+def test_a_hold_lets_time_pass_with_every_robot_at_rest_and_unscored(make_arena):
+    cfg = SimConfig(num_robots=2, arena_size=3.0, max_steps=40)
+    arena = make_arena(cfg, two_robot_layout())
+    arena.command(0, 0.2, 0.0)
+    before, t0 = arena.world.poses().copy(), arena.sim_time
+    arena.hold()
+    assert arena.sim_time == pytest.approx(t0 + PROFILE.control_period)
+    assert np.array_equal(arena.world.poses(), before)
+    assert arena.summary()["length"] == 0
+    arena.step()  # the command given before the hold still drives the first step
+    assert arena.world.poses()[0, 0, 0] == pytest.approx(-1.0 + 0.02)
 
 
 # --------------------------------------------------------------------------- #

@@ -371,6 +371,62 @@ def test_bridge_with_stamped_commands_exits_cleanly_on_sigint(tmp_path):
             bridge.stop()
 
 
+def test_in_lockstep_the_world_waits_for_each_command_and_counts_the_missing_ones(tmp_path):
+    timeout = 0.25
+    params = {
+        "num_robots": 1,
+        "cmd_vel_stamped": True,
+        "lockstep": True,
+        "lockstep_timeout": timeout,
+        "lockstep_start_timeout": 1.0,
+        "real_time_factor": 100.0,
+        "marker_rate": 0.0,
+        "seed": 3,
+    }
+    with isolated_ros_env() as domain:
+        bridge = BridgeProcess(params, tmp_path)
+        probe = RosProbe(domain, name="lockstep_probe")
+        try:
+            events = EventLog(probe)
+            odom = probe.record(Odometry, "/robot_0/odom", qos_profile_sensor_data, keep=1000)
+            answering = [True]
+
+            def answer(clock: Clock) -> None:
+                # A controller that answers each tick, stamped with it, as a policy node does.
+                if answering[0]:
+                    command = TwistStamped()
+                    command.header.stamp = clock.clock
+                    command.twist.linear.x = 0.1
+                    probe.publish("/robot_0/cmd_vel", command)
+
+            probe.node.create_subscription(Clock, "/clock", answer, 10)
+            events.wait_for(20.0, type="episode_start")
+            probe.wait_for_subscriber("/robot_0/cmd_vel")
+            odom.wait_for_count(40, 20.0, "40 steps of /robot_0/odom")
+            driving = [m for m in odom.messages() if m.twist.twist.linear.x > 0]
+            # Every step after settling was driven by the command of its own tick.
+            steps = [round(stamp_seconds(m) / PROFILE.control_period) for m in driving]
+            assert steps == list(range(steps[0], steps[0] + len(steps))), steps
+            xy = np.array([odom_pose(m)[:2] for m in driving])
+            moved = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+            assert moved == pytest.approx(0.1 * PROFILE.control_period, abs=1e-6)
+
+            # Silence: the world moves on only at each timeout, one miss per step.
+            answering[0] = False
+            time.sleep(0.3)
+            silent_from, wall_from = stamp_seconds(odom.last()), time.monotonic()
+            time.sleep(1.0)
+            ticks = (stamp_seconds(odom.last()) - silent_from) / PROFILE.control_period
+            assert 1 <= ticks <= (time.monotonic() - wall_from) / timeout + 1
+            assert probe.call_trigger("/swarm/reset").success
+            [end] = events.events(type="episode_end", episode=0)
+            assert end["reason"] == "reset" and end["lockstep_misses"] >= round(ticks)
+            assert "Traceback" not in bridge.output()
+        finally:
+            probe.close()
+            bridge.stop()
+
+
 def run_to_its_exit(params: dict, log_dir) -> tuple[int, str]:
     """A bridge that should stop by itself: its exit code and output."""
     with isolated_ros_env():

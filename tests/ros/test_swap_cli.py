@@ -16,7 +16,7 @@ pytest.importorskip("swarm_ops", reason="needs swarm_ops: pip install -e ros2_ws
 from ros_helpers import RobotWorld, wait_for
 
 from swarm_contract.robot_io import Contract
-from swarm_ops.swap import SwapError, agent_index, policy_file_for
+from swarm_ops.swap import SwapError, agent_index, checked_sha256, policy_file_for
 
 
 def test_each_robot_gets_the_file_of_its_own_index(policy_models):
@@ -46,6 +46,14 @@ def test_a_single_shared_model_goes_to_every_robot(policy_models):
     for ns in ("/robot_0", "/robot_7", "/scout"):
         assert policy_file_for(shared.parent, ns) == shared.absolute()
     assert agent_index("/robot_12") == 12 and agent_index("/robot_x") is None
+
+
+def test_an_expected_sha256_must_be_64_hex_digits():
+    digest = hashlib.sha256(b"model").hexdigest()
+    assert checked_sha256(f" {digest.upper()}\n") == digest
+    for bad in ("", digest[:-1], digest + "0", "g" * 64):
+        with pytest.raises(SwapError, match="64 hex digits `sha256sum <model>.onnx` prints"):
+            checked_sha256(bad)
 
 
 def swarm_swap(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -93,6 +101,28 @@ def test_swarm_swap_on_two_running_robots(probe, nodes, policy_models):
     assert "robot_1: rejected:" in mixed.stdout and "num_beams" in mixed.stdout
     sha_v2 = hashlib.sha256((root / "v2/robot_1.onnx").read_bytes()).hexdigest()
     assert robots[1].policy_sha256() == sha_v2  # robot_1 kept its policy
+
+    # Pinned: the robot takes the reviewed model, then refuses any other file.
+    v1 = root / "v1/robot_1.onnx"
+    sha_v1 = hashlib.sha256(v1.read_bytes()).hexdigest()
+    pinned = swarm_swap("--policy", str(v1), "--robots", "robot_1", "--expected-sha256", sha_v1)
+    assert pinned.returncode == 0 and "robot_1: accepted" in pinned.stdout, pinned.stdout
+    wait_for(lambda: robots[1].policy_sha256() == sha_v1, 3.0, "robot_1 on the pinned v1")
+    other = swarm_swap("--policy", str(root / "v2"), "--robots", "robot_1")
+    assert other.returncode == 1 and "robot_1: rejected:" in other.stdout, other.stdout
+    assert sha_v1 in other.stdout and sha_v2 in other.stdout  # both hashes named
+    # A file here that is not the pinned model is refused before the robot is asked.
+    mismatch = swarm_swap(
+        "--policy",
+        str(root / "v2/robot_1.onnx"),
+        "--robots",
+        "robot_1",
+        "--expected-sha256",
+        sha_v1.upper(),
+    )
+    assert mismatch.returncode == 1, mismatch.stdout
+    assert f"has sha256 {sha_v2}, not the expected {sha_v1}; not sent" in mismatch.stdout
+    assert robots[1].policy_sha256() == sha_v1
 
 
 @pytest.mark.ros

@@ -29,6 +29,7 @@ setup(
             # The operator's verbs, for machines without the trainer's `swarm`.
             f"deploy = {PACKAGE}.deploy:main",
             f"swap = {PACKAGE}.swap:main",
+            f"stop = {PACKAGE}.stop:main",
         ],
     },
 )

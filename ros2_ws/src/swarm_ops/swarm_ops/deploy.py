@@ -3,12 +3,22 @@
 It starts exactly the node specs the launch files start (`swarm_controller.fleet`
 decides them), each as `python -m <package>.<node> --ros-args ...` through
 `node_processes`, with one log file per process in a run folder. A policy node that dies is started
-again after its respawn delay (like launch's `respawn=True`). Ctrl-C (SIGINT)
-or SIGTERM stops the deployment in order: policy nodes first, each sending its
-robot a zero command on the way out, then the sim bridge; a robot whose node
-could not say goodbye itself (it was killed) gets a zero command from here.
+again after its respawn delay (like launch's `respawn=True`); meanwhile its
+robot gets a zero command every control period from here (`command_guard`),
+until the respawned node announces its policy. Ctrl-C (SIGINT) or SIGTERM
+stops the deployment in order: policy nodes first, each sending its robot a
+zero command on the way out, then the sim bridge; a robot whose node could
+not say goodbye itself (it was killed) gets a zero command from here.
+
+A respawned policy node resumes the policy last swapped in live, from a
+record under its ROS_HOME (the node's `live_policy_record`). A fleet's nodes
+keep the ROS_HOME they inherit, so a restarted deployment of an unchanged
+fleet file resumes it too; a simulated swarm's nodes get the run folder as
+ROS_HOME, so every simulated run starts from the policy it was given (a
+demo's swap must not carry over into the next run).
 
     swarm deploy --sim --robots 4 --policy models/default
+    swarm deploy --sim --robots 2 --lockstep --real-time-factor 3
     swarm deploy --fleet launch/fleet_example.yaml
 """
 
@@ -23,16 +33,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swarm_contract.config import ConfigError
 from swarm_controller.fleet import POLICY_NODE, SIM_BRIDGE, NodeSpec
-from swarm_ops.node_processes import NodeLauncher, stop_processes
+from swarm_ops.node_processes import NodeLauncher, node_environment, stop_processes
+
+if TYPE_CHECKING:
+    from swarm_ops.command_guard import CommandGuard
 
 DEFAULT_RUNS = Path("out/deploy")
 STOP_TIMEOUT = 10.0
 """Seconds a node gets to exit after SIGINT before it is killed. 5 s was once
 too short in a fresh clone's test run: a policy node had sent its zero
 command and was still tearing down DDS when it was killed."""
+LOCKSTEP_BRIDGE = {"lockstep": True, "cmd_vel_stamped": True}
+"""Bridge parameters of a lockstep closed loop (see swarm_ops.lockstep). Stamped
+commands (the nodes get cmd_vel_stamped too) let the bridge tell a command
+computed for the current step from a late one for the step before."""
 MAX_RESTARTS = 5
 """A node that crashes more often than this is left down (something is wrong)."""
 
@@ -66,7 +84,8 @@ class Deployment:
     """Runs node specs as supervised processes: start, respawn, ordered stop.
 
     Use as a context manager; `poll()` regularly (it restarts crashed nodes
-    that may respawn and returns the nodes that ended for good).
+    that may respawn and returns the nodes that ended for good). While a
+    policy node is down, its robot gets zero commands (`command_guard`).
     """
 
     def __init__(
@@ -83,12 +102,18 @@ class Deployment:
         if duplicates:
             raise ConfigError(f"two nodes would run as {duplicates}; namespaces must differ")
         self.run_dir = Path(run_dir)
-        # ROS file logs go into the run folder too, instead of ~/.ros/log.
-        self.launcher = NodeLauncher(self.run_dir, python=python)
+        simulated = any(s.executable == SIM_BRIDGE for s in specs)
+        env = node_environment(
+            # ROS file logs go into the run folder too, instead of ~/.ros/log.
+            log_dir=self.run_dir / "ros_logs",
+            ros_home=self.run_dir if simulated else None,
+        )
+        self.launcher = NodeLauncher(self.run_dir, env=env, python=python)
         self.say = say
         self.max_restarts = max_restarts
         self.nodes = [NodeProcess(s, self.launcher.log_path(s)) for s in specs]
         self.stopping = False
+        self.guard: CommandGuard | None = None
 
     # -- start ---------------------------------------------------------------- #
 
@@ -107,9 +132,23 @@ class Deployment:
             for n in self.nodes
         ]
         (self.run_dir / "nodes.txt").write_text("\n".join(listing) + "\n")
+        self._start_guard()
         # The bridge first, so the first scans are there when policy nodes come up.
         for node in sorted(self.nodes, key=lambda n: n.spec.executable != SIM_BRIDGE):
             self._spawn(node)
+
+    def _start_guard(self) -> None:
+        """The zero-command publisher for robots whose node is down; made before the
+        nodes start, so it is matched on every cmd_vel by the time it is needed."""
+        policies = [n for n in self.nodes if n.spec.executable == POLICY_NODE]
+        if not policies:
+            return
+        from swarm_ops.command_guard import CommandGuard
+
+        try:
+            self.guard = CommandGuard(policies, say=self.say)
+        except ImportError as err:  # rclpy missing: the nodes cannot run either
+            self.say(f"no zero commands for robots whose node dies: {err}")
 
     def _spawn(self, node: NodeProcess) -> None:
         which = f"restart {node.restarts}" if node.restarts else "start"
@@ -164,13 +203,21 @@ class Deployment:
         if self.stopping:
             return
         self.stopping = True
+        if self.guard is not None:
+            self.guard.pause()  # nodes exiting now are stopped on purpose
         policies = [n for n in self.nodes if n.spec.executable == POLICY_NODE]
         others = [n for n in self.nodes if n.spec.executable != POLICY_NODE]
-        self._stop_group(policies, timeout)
-        unclean = [n.spec for n in policies if n.stopped_cleanly is False]
-        if unclean:
-            send_zero_commands(unclean, say=self.say)
-        self._stop_group(others, timeout)
+        try:
+            self._stop_group(policies, timeout)
+            unclean = [n.spec for n in policies if n.stopped_cleanly is False]
+            if unclean and self.guard is not None:
+                self.guard.send_zeros(unclean)
+            elif unclean:
+                self.say(f"could not send zero commands to {[s.label for s in unclean]}")
+            self._stop_group(others, timeout)
+        finally:
+            if self.guard is not None:
+                self.guard.close()
 
     def _stop_group(self, nodes: list[NodeProcess], timeout: float) -> None:
         live = [n for n in nodes if n.running]
@@ -185,31 +232,6 @@ class Deployment:
                 self.say(f"{n.spec.label} did not stop within {timeout:g} s; killing it")
             n.stopped_cleanly = code == 0
             n.exit_codes.append(n.process.returncode)
-
-
-def send_zero_commands(specs: list[NodeSpec], *, say: Callable[[str], None] = print) -> None:
-    """Publish a zero velocity on each policy node's cmd_vel (for nodes that died
-    without sending their own), a few times so late-matching subscribers get it."""
-    try:
-        from geometry_msgs.msg import Twist, TwistStamped
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-    except ImportError:
-        say(f"rclpy is not installed: could not send zero commands to {[s.label for s in specs]}")
-        return
-    from swarm_ops.rosclient import BackgroundNode
-
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    with BackgroundNode("swarm_deploy_stop") as ros:
-        pubs = []
-        for spec in specs:
-            stamped = bool(spec.parameters.get("cmd_vel_stamped", False))
-            message = TwistStamped if stamped else Twist
-            pubs.append((ros.node.create_publisher(message, spec.topic("cmd_vel"), qos), message))
-        for _ in range(5):
-            for pub, message in pubs:
-                pub.publish(message())
-            time.sleep(0.05)
-    say(f"sent zero commands to {[s.topic('cmd_vel') for s in specs]}")
 
 
 @contextlib.contextmanager
@@ -278,6 +300,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="--sim: simulated seconds per wall second (nodes follow /clock)",
     )
+    p.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="--sim: step only once every robot's command arrived (the same episodes under"
+        " any CPU load; the real-time factor becomes the top speed); commands are"
+        " TwistStamped, matched to their step by the stamp",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where run folders go")
 
@@ -300,6 +329,7 @@ def specs_from_args(args: argparse.Namespace) -> list[NodeSpec]:
         bridge_parameters={
             "episodes": args.episodes,
             "real_time_factor": float(args.real_time_factor),
+            **(LOCKSTEP_BRIDGE if args.lockstep else {}),
         },
     )
 

@@ -25,19 +25,25 @@ from swarm_controller.fleet import NodeSpec
 from swarm_ops.ros_domains import private_domain_environment
 
 
-def node_environment(*, domain: int | None = None, log_dir: Path | None = None) -> dict[str, str]:
+def node_environment(
+    *, domain: int | None = None, log_dir: Path | None = None, ros_home: Path | None = None
+) -> dict[str, str]:
     """This process's environment, fitted for node processes.
 
     `domain`: a ROS domain claimed with `ros_domains.claim_domain_id` (else the
     inherited ROS_DOMAIN_ID). `log_dir`: where ROS file logs go unless
-    ROS_LOG_DIR is set (else ~/.ros/log). Output is unbuffered, so log files
-    show lines as they happen, not when a buffer fills.
+    ROS_LOG_DIR is set (else ~/.ros/log). `ros_home`: the nodes' ROS_HOME
+    (else the inherited one, ~/.ros by default), where a policy node keeps the
+    live-policy record a respawn resumes from. Output is unbuffered, so log
+    files show lines as they happen, not when a buffer fills.
     """
     env = dict(os.environ)
     if domain is not None:
         env.update(private_domain_environment(domain))
     if log_dir is not None:
         env.setdefault("ROS_LOG_DIR", str(log_dir))
+    if ros_home is not None:
+        env["ROS_HOME"] = str(ros_home)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
     return env

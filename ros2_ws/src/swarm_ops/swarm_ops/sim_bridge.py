@@ -5,6 +5,7 @@ Each robot i appears under its own namespace exactly as a TurtleBot3 would:
     robot_<i>/scan     sensor_msgs/LaserScan   360 rays from scan_angle_min, +inf = no return
     robot_<i>/odom     nav_msgs/Odometry       pose in `odom_frame` (the arena frame), body twist
     robot_<i>/goal     geometry_msgs/PoseStamped  RELIABLE + TRANSIENT_LOCAL, once per episode
+                       (in lockstep, also the start pose while the episode settles)
     robot_<i>/cmd_vel  geometry_msgs/Twist (or TwistStamped)   subscribed
 
 and for the whole swarm:
@@ -16,11 +17,17 @@ and for the whole swarm:
                                                answers "episode <k> started"
 
 A wall-clock timer steps the world one control period (the profile's, 10 Hz
-for a TurtleBot3) every period / real_time_factor seconds. Scans are published
-as the simulator measures them, exactly what the training observation was
-pooled from, so a policy node sees on ROS what the policy saw in training
-(including hits nearer than range_min, which robot_io discards as a real
-driver's invalid readings).
+for a TurtleBot3) every period / real_time_factor seconds. With `lockstep`
+the bridge also waits, before each step, until every driving robot has sent a
+command since the last step's readings (swarm_ops.lockstep: a timeout counts
+misses, each episode starts by settling), so a closed loop over ROS plays out
+the same under any CPU load; the tests and `swarm bench deploy` run so, the
+demo in real time. Each step publishes the readings first and /clock last: a
+node whose control timer fires on that /clock has the readings of the same
+step. Scans are published as the simulator measures them, exactly what the
+training observation was pooled from, so a policy node sees on ROS what the
+policy saw in training (including hits nearer than range_min, which robot_io
+discards as a real driver's invalid readings).
 
 EVENT TYPES (every event has "type", "robot" (null for the swarm), "t" (sim
 seconds) and "episode"):
@@ -33,8 +40,10 @@ seconds) and "episode"):
                    summary `swarm eval` reports: success, collisions (robot-steps in
                    contact), robot_collisions, static_collisions, arrived_fraction,
                    time_to_goal, path_efficiency, reverse_share, length; and
-                   rejected_commands (non-finite cmd_vel refused)
-    shutdown       the last message before the node exits
+                   rejected_commands (non-finite cmd_vel refused); in lockstep
+                   also lockstep_misses (robot-steps stepped without a command)
+    shutdown       the last message before the node exits (in lockstep with the
+                   misses of the whole run, per robot)
 
 The simulation itself (`SimulatedArena`) holds no ROS types and is tested
 without DDS. It keeps and scores its episodes with training's EpisodeTracker
@@ -80,6 +89,7 @@ from mappo_training.sim.scenarios import (
 from swarm_contract import robot_io
 from swarm_contract.config import ConfigError
 from swarm_controller.ros_parameters import declare_parameters
+from swarm_ops.lockstep import SETTLE_TICKS, Action, Lockstep
 from swarm_ops.rosclient import latched_qos
 from swarm_ops.sim_bridge_config import (
     EVENTS_TOPIC,
@@ -94,6 +104,8 @@ from swarm_ops.sim_bridge_config import (
 # Commands within this much of cmd_timeout still count, so that float sums
 # of control periods do not cut a command one step short.
 _TIME_EPSILON = 1e-6
+_LOCKSTEP_POLL = 0.01
+"""Seconds between lockstep's checks for a step that is due (min interval, timeout)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -267,6 +279,12 @@ class SimulatedArena:
     def _drop_commands(self) -> None:
         self._command[:] = 0.0
         self._command_time[:] = -math.inf
+
+    def hold(self) -> None:
+        """One control period with every robot at rest, unscored (lockstep's settling):
+        simulated time moves on, nothing else does. Commands are kept."""
+        self.world.set_twists(np.zeros((1, self.num_robots, 2)))
+        self.world.advance()
 
     def halt(self) -> None:
         """Zero every robot's command and velocity, without scoring (for shutdown)."""
@@ -449,6 +467,15 @@ class SimBridgeNode(Node):
         self._step_max = 0.0
         self._step_total = 0.0
         self._step_count = 0
+        self._lockstep: Lockstep | None = None
+        if self.settings.lockstep:
+            self._lockstep = Lockstep(
+                self.arena.num_robots,
+                timeout=self.settings.lockstep_timeout,
+                start_timeout=self.settings.lockstep_start_timeout,
+                min_interval=self._step_period(),
+                settle_ticks=max(SETTLE_TICKS, cfg.scan_stack),
+            )
 
         sensor_qos = qos_profile_sensor_data
         latched = latched_qos()
@@ -491,7 +518,7 @@ class SimBridgeNode(Node):
         self._markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, latched)
         self._reset_srv = self.create_service(Trigger, RESET_SERVICE, self._on_reset)
         self.add_post_set_parameters_callback(self._after_parameters_set)
-        self._step_timer = self.create_timer(self._step_period(), self._on_step)
+        self._step_timer = self.create_timer(self._timer_period(), self._on_step)
         self._marker_timer = None
         if self.settings.marker_rate > 0:
             self._marker_timer = self.create_timer(
@@ -502,7 +529,8 @@ class SimBridgeNode(Node):
         self.get_logger().info(
             f"{self.arena.num_robots} robots ({cfg.scenario}, arena {self.arena.arena_size:.2f} m,"
             f" profile {profile.name}) at {1.0 / profile.control_period:g} Hz x"
-            f" {self.settings.real_time_factor:g} real time; topics"
+            f" {self.settings.real_time_factor:g} real time"
+            f"{' at most, in lockstep' if self._lockstep else ''}; topics"
             f" {self.settings.robot_namespace(0)}/{{scan,odom,goal,cmd_vel}} ..."
             f" {EVENTS_TOPIC}, service {RESET_SERVICE}"
         )
@@ -519,38 +547,95 @@ class SimBridgeNode(Node):
                 self.settings = replace(self.settings, real_time_factor=float(p.value))
                 self._step_timer.cancel()
                 self.destroy_timer(self._step_timer)
-                self._step_timer = self.create_timer(self._step_period(), self._on_step)
+                self._step_timer = self.create_timer(self._timer_period(), self._on_step)
+                if self._lockstep is not None:
+                    self._lockstep.min_interval = self._step_period()
 
     def _step_period(self) -> float:
         return self.arena.profile.control_period / self.settings.real_time_factor
 
+    def _timer_period(self) -> float:
+        # In lockstep the timer only looks whether it may step yet (the last
+        # command usually triggers the step itself), so it may look often.
+        period = self._step_period()
+        return min(period, _LOCKSTEP_POLL) if self._lockstep is not None else period
+
     # -- callbacks ----------------------------------------------------------- #
 
     def _on_command(self, robot: int, msg: Twist | TwistStamped) -> None:
-        twist = msg.twist if isinstance(msg, TwistStamped) else msg
+        stamped = isinstance(msg, TwistStamped)
+        twist = msg.twist if stamped else msg
         if not self.arena.command(robot, twist.linear.x, twist.angular.z):
             self.get_logger().warn(
                 f"{self.settings.robot_namespace(robot)}/cmd_vel: ignored a non-finite command"
                 f" (v={twist.linear.x}, w={twist.angular.z}); the robot stops",
                 throttle_duration_sec=1.0,
             )
+        lockstep = self._lockstep
+        if lockstep is not None:
+            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec if stamped else None
+            lockstep.answer(robot, stamp, moving=twist.linear.x != 0.0 or twist.angular.z != 0.0)
+            if self.arena.running and lockstep.all_answered(~self.arena.parked):
+                # The last answer: step now rather than at the next timer tick.
+                self._advance_lockstep()
 
     def _on_step(self) -> None:
         if not self.arena.running:
             return
+        if self._lockstep is None:
+            self._step_world()
+        else:
+            self._advance_lockstep()
+
+    def _advance_lockstep(self) -> None:
+        decision = self._lockstep.next_action(time.monotonic(), ~self.arena.parked)
+        if decision.action is Action.WAIT:
+            return
+        if decision.late:
+            late = [self.settings.robot_namespace(i) for i in decision.late]
+            self.get_logger().warn(
+                f"lockstep: no command from {late} within"
+                f" {self._lockstep.timeout:g} s; stepping without (a miss each)",
+                throttle_duration_sec=2.0,
+            )
+        if decision.action is Action.STEP:
+            self._step_world()
+            return
+        # Goals go out before the tick's readings, so nodes act on them at this tick.
+        if decision.action is Action.SETTLE:
+            self._publish_goals(self.arena.world.poses()[0, :, :2])
+        elif decision.action is Action.GO:
+            self._publish_goals()
+            self.get_logger().info(
+                f"episode {self.arena.episode}: every robot ready and settled after"
+                f" {self._lockstep.episode_holds} ticks at rest; the goals are out again"
+            )
+        self.arena.hold()
+        self._publish_readings()
+        self._publish_clock()
+        self._lockstep.tick(time.monotonic(), self.arena.sim_time, hold=True)
+
+    def _step_world(self) -> None:
         started = time.perf_counter()
         outcome = self.arena.step()
-        if self.settings.publish_clock:
-            self._clock_pub.publish(Clock(clock=time_msg(self.arena.sim_time)))
         self._publish_readings()
         for event in outcome.events:
             self._publish_event(event)
         if outcome.episode_end is not None:
             self._finish_episode(outcome.episode_end)
+        # Last: a node acting on /clock then has this step's readings (and, when
+        # an episode ended, the next one's goals and start readings).
+        self._publish_clock()
+        if self._lockstep is not None:
+            self._lockstep.tick(time.monotonic(), self.arena.sim_time)
         elapsed = time.perf_counter() - started
         self._step_count += 1
         self._step_total += elapsed
         self._step_max = max(self._step_max, elapsed)
+
+    def _publish_clock(self) -> None:
+        if self.settings.publish_clock:
+            self._clock_pub.publish(Clock(clock=time_msg(self.arena.sim_time)))
 
     def _on_markers(self) -> None:
         self._markers_pub.publish(
@@ -578,29 +663,48 @@ class SimBridgeNode(Node):
 
     def _begin_episode(self) -> None:
         event = self.arena.start_episode()
+        self._publish_goals()
+        self._publish_event(event)
+        # Readings of the start pose, so nodes have a scan before the first step.
+        self._publish_readings()
+        if self._lockstep is not None:
+            self._lockstep.begin_episode(time.monotonic())
+        self.get_logger().info(
+            f"episode {event['episode']} started: goals published for {len(self.robots)} robots"
+        )
+
+    def _publish_goals(self, points: np.ndarray | None = None) -> None:
+        """Each robot's goal (latched): the episode's, or `points` (N, 2)."""
+        if points is None:
+            # The exact goals arrival is judged by (the event's are rounded for JSON).
+            points = self.arena.world.goals()[0]
         stamp = self._stamp()
-        # The exact goals arrival is judged by (the event's are rounded for JSON).
-        for robot, (x, y) in zip(self.robots, self.arena.world.goals()[0], strict=True):
+        for robot, (x, y) in zip(self.robots, points, strict=True):
             goal = PoseStamped()
             goal.header.frame_id = self.settings.odom_frame
             goal.header.stamp = stamp
             goal.pose.position.x, goal.pose.position.y = float(x), float(y)
             goal.pose.orientation.w = 1.0
             robot.goal_pub.publish(goal)
-        self._publish_event(event)
-        # Readings of the start pose, so nodes have a scan before the first step.
-        self._publish_readings()
-        self.get_logger().info(
-            f"episode {event['episode']} started: goals published for {len(self.robots)} robots"
-        )
+
+    def _with_misses(self, end_event: dict[str, Any]) -> dict[str, Any]:
+        """An episode_end event with the episode's lockstep misses (in lockstep)."""
+        if self._lockstep is not None:
+            end_event["lockstep_misses"] = self._lockstep.episode_misses
+        return end_event
 
     def _finish_episode(self, end_event: dict[str, Any]) -> None:
-        self._publish_event(end_event)
+        self._publish_event(self._with_misses(end_event))
         mean_ms = 1e3 * self._step_total / max(self._step_count, 1)
+        misses = (
+            f" lockstep misses {end_event['lockstep_misses']};"
+            if self._lockstep is not None
+            else ""
+        )
         self.get_logger().info(
             f"episode {end_event['episode']} ended ({end_event['reason']}):"
             f" success={end_event['success']} arrived={end_event['arrived_fraction']:.2f}"
-            f" collisions={end_event['collisions']} length={end_event['length']};"
+            f" collisions={end_event['collisions']} length={end_event['length']};{misses}"
             f" step cost mean {mean_ms:.2f} ms, max {1e3 * self._step_max:.2f} ms"
             f" (period {1e3 * self._step_period():.0f} ms)"
         )
@@ -660,17 +764,20 @@ class SimBridgeNode(Node):
         if self._marker_timer is not None:
             self._marker_timer.cancel()
         if self.arena.running:
-            self._publish_event(self.arena.end_episode("shutdown"))
+            self._publish_event(self._with_misses(self.arena.end_episode("shutdown")))
         self.arena.halt()
-        if self.settings.publish_clock:
-            self._clock_pub.publish(Clock(clock=time_msg(self.arena.sim_time)))
         self._publish_readings()
+        self._publish_clock()
+        lockstep = {}
+        if self._lockstep is not None:
+            lockstep = {"lockstep_misses": self._lockstep.misses.tolist()}
         self._publish_event(
             self.arena.event(
                 "shutdown",
                 reason=reason,
                 episodes_ended=self.arena.episodes_ended,
                 **self.step_cost(),
+                **lockstep,
             )
         )
         # Reliable subscribers (scorers) get the last events before we leave.

@@ -140,6 +140,34 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         60.0,
     ),
     ParameterSpec(
+        "lockstep",
+        False,
+        "Step only when every driving robot has sent a command since the last step's"
+        " readings (or lockstep_timeout passed: a miss per silent robot), so a ROS closed"
+        " loop plays out the same under any CPU load; real_time_factor stays the top speed."
+        " Each episode starts with the robots held at rest until every node answered."
+        " False: step on the wall clock, as real robots' world does.",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "lockstep_timeout",
+        1.0,
+        "Lockstep: wall-clock seconds to wait for a robot's command before stepping without"
+        " it (one miss, counted in episode_end's lockstep_misses).",
+        0.01,
+        60.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "lockstep_start_timeout",
+        60.0,
+        "Lockstep: wall-clock seconds an episode's start may wait for every robot to be"
+        " ready to drive (node processes starting up) before it steps without the rest.",
+        0.0,
+        3600.0,
+        read_only=True,
+    ),
+    ParameterSpec(
         "cmd_vel_stamped",
         False,
         "Subscribe to geometry_msgs/TwistStamped on cmd_vel instead of Twist.",
@@ -186,6 +214,9 @@ class BridgeSettings:
     publish_clock: bool = True
     real_time_factor: float = 1.0
     cmd_timeout: float = 0.5
+    lockstep: bool = False
+    lockstep_timeout: float = 1.0
+    lockstep_start_timeout: float = 60.0
     cmd_vel_stamped: bool = False
     scan_angle_min: float = 0.0
     marker_rate: float = 2.0

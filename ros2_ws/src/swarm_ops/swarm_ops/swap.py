@@ -2,6 +2,7 @@
 
     swarm swap --policy models/<name> --all
     swarm swap --policy models/<name> --robots robot_0,robot_3 --timeout 10
+    swarm swap --policy models/<name>/policy.onnx --all --expected-sha256 <64 hex digits>
 
 Each robot's policy node gets `<folder>/robot_<i>.onnx`, i taken from its
 namespace `robot_<i>` (or `<folder>/policy.onnx` for every robot when the folder
@@ -11,12 +12,24 @@ the file and answers; this command prints one line per robot, "accepted" or
 "rejected: <reason>", and exits non-zero if any robot did not take the policy.
 A robot that refuses keeps driving with its previous policy.
 
+`--expected-sha256` pins a known model: the same request sets the node's
+`expected_sha256` parameter (first) and `policy_path`, so the robot refuses
+any file with other contents, however it got there (a wrong path, a file
+changed between review and swap). The hash comes from the operator (the
+`sha256sum` of the reviewed model), never from the file being sent: a hash
+computed from that file would vouch for whatever it holds. A file here that
+already differs is refused without asking the robot. The service applies
+the values one by one, so a robot that refuses the file for another reason
+(its contract, say) keeps the new pin and its old policy. Without the option
+the node's expected_sha256 stays as it was (empty: no pin).
+
 rclpy is imported only when the command runs, so `swarm --help` works without ROS.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import sys
@@ -29,6 +42,7 @@ from swarm_ops.rosclient import BackgroundNode, parameters_request, wait_future
 SHARED_MODEL = "policy.onnx"
 DEFAULT_NODE_NAME = "policy_node"
 _ROBOT_NAMESPACE = re.compile(r"(?:^|/)robot_(\d+)$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class SwapError(ValueError):
@@ -101,6 +115,24 @@ def policy_file_for(policy: Path, namespace: str) -> Path:
     raise SwapError(f"{policy} has no robot_{index}.onnx (it holds {present or 'no models'})")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checked_sha256(text: str) -> str:
+    """A sha256 as `sha256sum` prints it (64 hex digits, any case) -> lower case."""
+    value = text.strip().lower()
+    if not _SHA256.fullmatch(value):
+        raise SwapError(
+            f"--expected-sha256 {text!r}: give the 64 hex digits `sha256sum <model>.onnx` prints"
+        )
+    return value
+
+
 # --------------------------------------------------------------------------- #
 # The command.
 # --------------------------------------------------------------------------- #
@@ -128,6 +160,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_NODE_NAME,
         help=f"name of the policy nodes (default {DEFAULT_NODE_NAME})",
     )
+    p.add_argument(
+        "--expected-sha256",
+        metavar="HEX",
+        help="only a model with this sha256 (as `sha256sum` prints it) may drive: the robot"
+        " refuses any other file; for one .onnx or a shared policy.onnx",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,6 +177,13 @@ def run(args: argparse.Namespace) -> int:
             f"--policy {args.policy}: no such folder or file; give models/<name>", file=sys.stderr
         )
         return 2
+    expected = None
+    if args.expected_sha256 is not None:
+        try:
+            expected = checked_sha256(args.expected_sha256)
+        except SwapError as err:
+            print(str(err), file=sys.stderr)
+            return 2
     if args.robots is not None:
         namespaces = [normalise_namespace(r) for r in args.robots.split(",") if r.strip()]
         if not namespaces:
@@ -157,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-        outcomes = swap_policies(node, namespaces, args.policy, args.node_name, args.timeout)
+        outcomes = swap_policies(
+            node, namespaces, args.policy, args.node_name, args.timeout, expected
+        )
     for outcome in outcomes:
         print(outcome.line())
     rejected = sum(not o.accepted for o in outcomes)
@@ -191,9 +238,17 @@ def discover_policy_nodes(node, node_name: str, timeout: float) -> list[str]:
 
 
 def swap_policies(
-    node, namespaces: list[str], policy: Path, node_name: str, timeout: float
+    node,
+    namespaces: list[str],
+    policy: Path,
+    node_name: str,
+    timeout: float,
+    expected_sha256: str | None = None,
 ) -> list[SwapOutcome]:
-    """Ask every robot at once to load its file; collect each answer (or timeout)."""
+    """Ask every robot at once to load its file; collect each answer (or timeout).
+
+    With `expected_sha256` the request sets that parameter first, then policy_path.
+    """
     from rcl_interfaces.srv import SetParameters
 
     outcomes: dict[str, SwapOutcome] = {}
@@ -205,27 +260,41 @@ def swap_policies(
         except SwapError as err:
             outcomes[ns] = SwapOutcome(ns, None, False, str(err))
             continue
+        values = {"policy_path": str(path)}
+        if expected_sha256 is not None:
+            actual = file_sha256(path)
+            if actual != expected_sha256:
+                outcomes[ns] = SwapOutcome(
+                    ns,
+                    path,
+                    False,
+                    f"{path} has sha256 {actual}, not the expected {expected_sha256};"
+                    " not sent to the robot",
+                )
+                continue
+            values = {"expected_sha256": expected_sha256, **values}
         service = f"{ns.rstrip('/')}/{node_name}/set_parameters"
         client = node.create_client(SetParameters, service)
         outcomes[ns] = SwapOutcome(ns, path, False, f"no answer within {timeout:g} s")
-        pending[ns] = (client, path, service)
+        pending[ns] = (client, values, service)
 
     futures = {}
-    for ns, (client, path, service) in pending.items():
+    for ns, (client, values, service) in pending.items():
         if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
             outcomes[
                 ns
             ].reason = f"no {service} service within {timeout:g} s (is the node running?)"
             continue
-        futures[ns] = client.call_async(parameters_request({"policy_path": str(path)}))
+        futures[ns] = client.call_async(parameters_request(values))
 
     for ns, future in futures.items():
         answer = wait_future(future, deadline - time.monotonic())
         if answer is None:
             continue
-        result = answer.results[0]
-        outcomes[ns].accepted = bool(result.successful)
-        outcomes[ns].reason = result.reason
+        # One result per value, in order; the swap took only if every one did.
+        refused = [r for r in answer.results if not r.successful]
+        outcomes[ns].accepted = not refused
+        outcomes[ns].reason = refused[0].reason if refused else ""
     for client, _, _ in pending.values():
         node.destroy_client(client)
     return [outcomes[ns] for ns in namespaces]

@@ -4,13 +4,19 @@ Two scores of the same policy on the very same episodes, side by side:
 
 - ros: the deployed system, as `swarm deploy --sim` runs it: the sim bridge and
   one policy-node process per robot, talking over DDS on simulated time (the
-  bridge may run faster than real time; every node follows /clock);
+  bridge may run faster than real time; every node follows /clock). The
+  bridge runs in lockstep (swarm_ops.lockstep): it steps once every robot's
+  command has arrived, so the score does not depend on CPU load; the commands
+  it had to step without are reported as lockstep misses (`--no-lockstep`:
+  step on the wall clock, as the demo does);
 - sim: `swarm eval`'s path (onnxruntime per robot, robot_io clamping, the
   simulator stepped in lock-step) on the layouts the bridge played, drawn from
   the same seed, so the difference measures deployment, not luck of the draw.
 
-Also reported: `swarm eval` on its own seeds (eval_success), and whether the
-policy nodes kept up (the control ticks they missed, from their /diagnostics).
+Also reported: `swarm eval` on its own seeds (eval_success), whether the
+policy nodes kept up (the control ticks they missed, from their /diagnostics),
+and how often their stop zone cut a command (stop_zone_cuts on /diagnostics),
+so a policy that leans on the safety layer shows.
 The last line is one JSON object with `sim_success` and `ros_success`.
 """
 
@@ -50,6 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"simulated seconds per wall second on the ROS side (default"
         f" {DEFAULT_REAL_TIME_FACTOR:g})",
     )
+    p.add_argument(
+        "--lockstep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ROS side: step once every robot's command arrived (default; the same episodes"
+        " under any CPU load); --no-lockstep steps on the wall clock",
+    )
     p.add_argument("--out", type=Path, default=Path("out/bench_deploy"), help="node logs")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
 
@@ -71,21 +84,25 @@ def bridge_layouts(cfg, seed: int, count: int) -> list:
 
 
 def score_layouts(policy_dir: Path, cfg, layouts: list) -> list[dict[str, Any]]:
-    """One episode per layout, all arenas stepped together; the episode dicts in order."""
-    from mappo_training.evaluate import ExportedPolicy
+    """One episode per layout, all arenas stepped together, every robot through the
+    robot's safety layer as in `swarm eval`; the episode dicts (with their
+    stop-zone cuts) in order."""
+    from mappo_training.evaluate import ExportedPolicy, SimSafety
     from mappo_training.sim import BatchedSwarmEnv
 
     policy = ExportedPolicy(policy_dir, cfg.contract())
     results: list[dict[str, Any] | None] = [None] * len(layouts)
     env = BatchedSwarmEnv(cfg, num_arenas=len(layouts), seed=0)
     try:
+        safety = SimSafety(env)
         obs, _ = env.reset(layouts=layouts)
         while any(r is None for r in results):
-            obs, _, _, _, _, info = env.step(policy.act(obs))
+            obs, _, _, _, _, info = env.step(safety.apply(policy.act(obs)))
             for episode in info["episodes"]:
+                numbers = safety.end_episode(episode["arena"])
                 # Arenas restart by themselves; only each one's first episode counts.
                 if results[episode["arena"]] is None:
-                    results[episode["arena"]] = episode
+                    results[episode["arena"]] = {**episode, **numbers}
     finally:
         env.close()
     return results
@@ -97,7 +114,7 @@ def score_layouts(policy_dir: Path, cfg, layouts: list) -> list[dict[str, Any]]:
 
 
 class DiagnosticsTally:
-    """The newest /diagnostics values of each policy node (commands, ticks)."""
+    """The newest /diagnostics values of each policy node (commands, ticks, stop-zone cuts)."""
 
     def __init__(self, node) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -121,7 +138,7 @@ class DiagnosticsTally:
 def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: Path) -> dict:
     """Deploy the bridge + policy nodes and collect `args.episodes` fresh episodes."""
     from swarm_controller.fleet import sim_node_specs
-    from swarm_ops.deploy import Deployment
+    from swarm_ops.deploy import LOCKSTEP_BRIDGE, Deployment
     from swarm_ops.watch import SwarmWatcher, deployment_failure
 
     specs = sim_node_specs(
@@ -135,6 +152,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
             # /swarm/reset sent once every node is up.
             "episodes": 0,
             "real_time_factor": float(args.real_time_factor),
+            **(LOCKSTEP_BRIDGE if args.lockstep else {}),
             # Markers are for people; nobody watches them here.
             "marker_rate": 0.0,
         },
@@ -148,6 +166,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         watcher.wait_until_up(deployment)
         first = watcher.reset_episode()
         ticks_before, missed_before = tally.total("ticks"), tally.total("missed_ticks")
+        cuts_before = tally.total("stop_zone_cuts")
         loop_started = time.perf_counter()
 
         def scored() -> list[dict]:
@@ -168,6 +187,9 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         starts = {e["episode"]: e for e in watcher.find("episode_start") if e["episode"] >= first}
         ticks = tally.total("ticks") - ticks_before
         missed = tally.total("missed_ticks") - missed_before
+        # Diagnostics come once a second: counted up to the last report, which
+        # may miss the final second's cuts.
+        cuts = tally.total("stop_zone_cuts") - cuts_before
     finally:
         deployment.stop()
         watcher.close()
@@ -177,6 +199,8 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         "wall_s": time.perf_counter() - began,
         "loop_wall_s": loop_wall,
         "missed_tick_fraction": round(missed / max(1, ticks + missed), 4),
+        "stop_zone_cuts": cuts,
+        "robot_steps": sum(int(e["length"]) for e in ends) * robots,
     }
 
 
@@ -222,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"bench deploy: {policy.name}, {args.scenario_used} x {robots} robots, {args.episodes}"
         f" episodes per side, ROS side at x{args.real_time_factor:g} real time"
+        f"{' at most, in lockstep' if args.lockstep else ''}"
     )
     try:
         ros = run_ros_episodes(args, policy, sim_task, robots, run_dir)
@@ -274,6 +299,10 @@ def run(args: argparse.Namespace) -> int:
         ),
         "real_time_factor": args.real_time_factor,
         "missed_tick_fraction": ros["missed_tick_fraction"],
+        "lockstep": bool(args.lockstep),
+        "lockstep_misses": sum(int(e.get("lockstep_misses", 0)) for e in ros["ends"]),
+        "stop_zone_cuts": ros["stop_zone_cuts"],
+        "sim_stop_zone_cuts": sum(sum(e["stop_zone_cuts"]) for e in sim),
         "ros_wall_s": round(ros["wall_s"], 1),
         "sim_wall_s": round(sim_wall, 1),
     }
@@ -297,6 +326,16 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  policy nodes missed {100 * report['missed_tick_fraction']:.1f}% of their control"
         f" ticks (simulated time; 0% = they kept up); node logs {run_dir}"
+    )
+    if args.lockstep:
+        print(
+            f"  lockstep: {report['lockstep_misses']} of {ros['robot_steps']} robot-steps went"
+            " without the robot's command (the bridge waited for every other one)"
+        )
+    print(
+        f"  stop zone cut {report['stop_zone_cuts']} commands of {ros['robot_steps']}"
+        f" robot-steps on ROS, {report['sim_stop_zone_cuts']} in the simulator (the safety"
+        " layer, not the policy, kept a robot clear)"
     )
     if args.json:
         print(json.dumps(report))
