@@ -183,8 +183,8 @@ def _measure_latency(driver, launcher, args, say, *, policy: Path | None) -> np.
     node = launcher.start(spec, note="latency")
     try:
         driver.wait_ready(args.timeout, log, policy_node=policy is not None)
-        warm_up = min(200, args.messages)
-        latencies = driver.ping_scans(args.messages + warm_up)[warm_up:]
+        driver.warm_up(min(200, args.messages), args.timeout, log)
+        latencies = driver.ping_scans(args.messages)
     finally:
         stop_processes([node], timeout=5.0)
     if latencies.size < args.messages * 0.99:
@@ -352,7 +352,24 @@ class _Driver:
         self.odom_pub.publish(self.odom)
         time.sleep(0.2)
 
-    def ping_scans(self, count: int) -> np.ndarray:
+    def warm_up(self, replies: int, timeout: float, log: Path) -> None:
+        """Ping until `replies` scans in a row got their cmd_vel back.
+
+        A node that has just started holds (it waits to hear the latched
+        e-stops) and answers only the first scan of a hold; timing starts once
+        it answers every scan, so the figures measure driving, not start-up.
+        """
+        deadline = time.monotonic() + timeout
+        in_a_row = 0
+        while in_a_row < replies:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the node did not answer {replies} scans in a row within {timeout:g} s;"
+                    f" see {log}"
+                )
+            in_a_row = in_a_row + 1 if self.ping_scans(1, wait=0.25).size else 0
+
+    def ping_scans(self, count: int, wait: float = 1.0) -> np.ndarray:
         """Send numbered scans one at a time; seconds until each one's cmd_vel."""
         out = np.full(count, np.nan)
         for i in range(count):
@@ -364,7 +381,7 @@ class _Driver:
             self.scan.header.stamp.sec, self.scan.header.stamp.nanosec = i + 1, 0
             sent = time.perf_counter()
             self.scan_pub.publish(self.scan)
-            if self._reply.wait(1.0):
+            if self._reply.wait(wait):
                 out[i] = self._reply_time - sent
         return out[np.isfinite(out)]
 
