@@ -3,7 +3,7 @@
 Each subcommand lives in its own module that exposes `add_arguments(parser)`
 and `run(args) -> int`. Those modules import nothing heavy at top level, so
 `swarm --help` is instant. Training verbs live in mappo_training; the verbs
-that act on running nodes (demo, deploy, swap, stop, bench node/deploy) live
+that act on running nodes (demo, deploy, swap, stop, goal, status, replay, bench node/deploy) live
 in the ROS-side swarm_ops package and are named here by module path only, so
 the training package never imports the ROS side: where swarm_ops is not
 installed, those verbs say how to install it.
@@ -28,6 +28,9 @@ COMMANDS = [
     ),
     ("swap", "swarm_ops.swap", "put a new policy on running robots"),
     ("stop", "swarm_ops.stop", "e-stop running robots (or --release them)"),
+    ("goal", "swarm_ops.goal", "send goals to robots (one, or a fleet from YAML), or cancel"),
+    ("status", "swarm_ops.status", "each robot's state, policy, sensor rates and diagnostics"),
+    ("replay", "swarm_ops.replay", "a recorded run (rosbag2): paths PNG and a summary"),
 ]
 BENCHMARKS = [
     ("sim", "mappo_training.benchmarks.sim", "simulator throughput vs the PyBullet floor"),

@@ -101,9 +101,10 @@ class _Scene:
         ax.set_aspect("equal")
         ax.set_xlabel("x [m]")
         ax.set_ylabel("y [m]")
-        ax.add_patch(
-            patches.Rectangle((-half, -half), 2 * half, 2 * half, fill=False, lw=3, ec="black")
-        )
+        if getattr(layout, "walls", True):  # `swarm replay` of real robots: no walls to draw
+            ax.add_patch(
+                patches.Rectangle((-half, -half), 2 * half, 2 * half, fill=False, lw=3, ec="black")
+            )
         for o in layout.obstacles:
             ax.add_patch(self._obstacle_patch(o))
         r = layout.robot_radius

@@ -219,8 +219,17 @@ class RobotWorld:
     which takes up to seconds with Fast DDS defaults.
     """
 
-    def __init__(self, probe: RosProbe, namespace: str, node_name: str = "policy_node") -> None:
-        from geometry_msgs.msg import PoseStamped, Twist
+    def __init__(
+        self,
+        probe: RosProbe,
+        namespace: str,
+        node_name: str = "policy_node",
+        *,
+        stamped: bool = True,
+    ) -> None:
+        """stamped: record cmd_vel as TwistStamped (the node's default) or Twist
+        (a node started with cmd_vel_stamped=False)."""
+        from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
         from nav_msgs.msg import Odometry
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import LaserScan
@@ -232,9 +241,11 @@ class RobotWorld:
         self.scan_pub = probe.publisher(LaserScan, f"{namespace}/scan", qos_profile_sensor_data)
         self.odom_pub = probe.publisher(Odometry, f"{namespace}/odom", qos_profile_sensor_data)
         self.goal_pub = probe.publisher(PoseStamped, f"{namespace}/goal", latched_qos())
-        self.cmd = probe.record(Twist, f"{namespace}/cmd_vel")
+        self.cmd = probe.record(TwistStamped if stamped else Twist, f"{namespace}/cmd_vel")
         self.active_policy = probe.record(String, f"{self.node_fqn}/active_policy", latched_qos())
         self.obstacle_ahead_m: float | None = None
+        self.odom_frame = "odom"
+        """header.frame_id of the fed odometry (a namespaced TurtleBot3: <ns>/odom)."""
         self._feed_timer = None
 
     def wait_ready(self, timeout: float = 20.0) -> dict:
@@ -260,7 +271,9 @@ class RobotWorld:
 
         def publish() -> None:
             self.scan_pub.publish(scan_msg(self.obstacle_ahead_m))
-            self.odom_pub.publish(odom_msg())
+            odom = odom_msg()
+            odom.header.frame_id = self.odom_frame
+            self.odom_pub.publish(odom)
 
         self.stop_feed()
         publish()
@@ -272,7 +285,7 @@ class RobotWorld:
             self._feed_timer = None
 
     def commands(self, since: float = 0.0) -> list[tuple[float, float]]:
-        return [(m.linear.x, m.angular.z) for m in self.cmd.messages(since)]
+        return [velocity(m) for m in self.cmd.messages(since)]
 
     def wait_command(self, check: Callable[[float, float], bool], timeout: float, what: str):
         """Wait for a cmd_vel arriving from now on that satisfies check(v, w)."""
@@ -280,6 +293,12 @@ class RobotWorld:
         return wait_for(
             lambda: [c for c in self.commands(since) if check(*c)], timeout, f"cmd_vel {what}"
         )
+
+
+def velocity(cmd) -> tuple[float, float]:
+    """(linear.x, angular.z) of a Twist or TwistStamped command."""
+    twist = getattr(cmd, "twist", cmd)
+    return twist.linear.x, twist.angular.z
 
 
 def diagnostic_error(diagnostics: Recorder, hardware_id: str) -> str | None:

@@ -1,11 +1,15 @@
-"""The three ament_python packages build with colcon and install what ROS 2 tools look for."""
+"""The three ament_python packages build with colcon, install what ROS 2 tools look
+for, and pass their own tests under `colcon test` (as the hosted CI runs them),
+all on a copy of ros2_ws/src outside the checkout."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -16,36 +20,40 @@ PACKAGES = ("swarm_contract", "swarm_controller", "swarm_ops")
 
 
 @pytest.fixture(scope="module")
-def install(tmp_path_factory) -> Path:
-    """The install folder of a colcon build of ros2_ws/src, made outside the checkout."""
+def workspace(tmp_path_factory) -> Path:
+    """A copy of ros2_ws/src, colcon-built outside the checkout (colcon leaves
+    build/, install/ and log/ folders, and pytest caches, where it runs)."""
     if not COLCON.exists():
         pytest.skip("needs colcon: pip install -e '.[dev]'")
     out = tmp_path_factory.mktemp("colcon")
-    before = sorted(p.name for p in WORKSPACE.iterdir())
-    build = subprocess.run(
-        [
-            COLCON,
-            "--log-base",
-            out / "log",
-            "build",
-            "--base-paths",
-            "src",
-            "--build-base",
-            out / "build",
-            "--install-base",
-            out / "install",
-            "--event-handlers",
-            "console_direct-",
-        ],
-        cwd=WORKSPACE,
+    shutil.copytree(
+        WORKSPACE / "src",
+        out / "src",
+        ignore=shutil.ignore_patterns(
+            "*.egg-info", "__pycache__", ".ruff_cache", "build", "install", "log"
+        ),
+    )
+    build = colcon(out, "build", "--base-paths", "src")
+    assert build.returncode == 0, build.stdout + build.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def install(workspace) -> Path:
+    return workspace / "install"
+
+
+def colcon(workspace: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [COLCON, *args, "--event-handlers", "console_direct-"]
+        if args[0] in ("build", "test")
+        else [COLCON, *args],
+        cwd=workspace,
         env=colcon_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert build.returncode == 0, build.stdout + build.stderr
-    assert sorted(p.name for p in WORKSPACE.iterdir()) == before, "colcon wrote into ros2_ws/"
-    return out / "install"
 
 
 def colcon_env() -> dict[str, str]:
@@ -117,3 +125,25 @@ def test_ros_tools_find_the_installed_packages_not_this_checkout(install):
     assert Path(node_file).is_relative_to(install / "swarm_controller")
     assert Path(ops_file).is_relative_to(install / "swarm_ops")
     assert profile == "turtlebot3_burger"
+
+
+def test_nothing_installed_is_a_link_back_into_the_sources(install):
+    """A plain (not --symlink-install) build copies everything: the install
+    keeps working when the checkout moves or goes."""
+    links = [p for p in install.rglob("*") if p.is_symlink()]
+    assert links == []
+
+
+def test_colcon_test_runs_every_packages_own_tests_and_they_pass(workspace):
+    """What the hosted CI runs after its build. A package without tests makes
+    colcon fall back to unittest, which exits 5 ("NO TESTS RAN")."""
+    run = colcon(workspace, "test")
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = colcon(workspace, "test-result", "--verbose")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for package in PACKAGES:
+        report = workspace / "build" / package / "pytest.xml"
+        suite = ElementTree.parse(report).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        assert int(suite.get("tests")) > 0, package
+        assert int(suite.get("failures")) == int(suite.get("errors")) == 0, package

@@ -43,6 +43,7 @@ from geometry_msgs.msg import PoseStamped
 from hypothesis import event, given
 from hypothesis import strategies as st
 from nav_msgs.msg import Odometry
+from ros_helpers import velocity
 from sensor_msgs.msg import LaserScan
 
 # Two in-process nodes, 1,750 message sequences each: ~15 s.
@@ -232,9 +233,7 @@ def fuzzed_node(request, tmp_path_factory):
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         fuzzed = FuzzedNode(
             node,
-            commands=record_publisher(
-                node, node.resolve_topic_name("cmd_vel"), lambda m: (m.linear.x, m.angular.z)
-            ),
+            commands=record_publisher(node, node.resolve_topic_name("cmd_vel"), velocity),
             diagnostics=record_publisher(node, "/diagnostics", lambda m: m.status[0]),
         )
         drive_until_moving(fuzzed)

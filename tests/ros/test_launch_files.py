@@ -1,13 +1,15 @@
 """The launch files in launch/: they compile, they start what the node-spec
 function decides, and (on a machine with ROS 2 Jazzy) `ros2 launch` runs them.
 
-The ROS 2 `launch` / `launch_ros` packages are not on PyPI, so here the launch
-files run against STAND_IN_LAUNCH_API: a minimal stand-in for the few launch
-classes they use, written for this test, that records what the files ask for.
-It checks the files' own logic (arguments -> node-spec function -> one
-namespaced, respawning Node per spec); it says nothing about the real launch
-API, which `test_ros2_launch_starts_a_fleet_that_drives` (skipped without a ROS
-distro, run by the hosted CI workflow) exercises for real.
+The ROS 2 `launch` / `launch_ros` packages are not on PyPI (they ship only with
+a ROS distro), so here the launch files run against STAND_IN_LAUNCH_API: a
+minimal stand-in for the few launch classes they use, written for this test,
+that records what the files ask for. It checks the files' own logic
+(arguments -> node-spec function -> one namespaced Node per spec, respawning at
+most RESPAWN_MAX_RETRIES times; a LifecycleNode driven to active by lifecycle
+events when autostart is off); it says nothing about the real launch API, which
+`test_ros2_launch_starts_a_fleet_that_drives` (skipped without a ROS distro)
+and the hosted CI workflow's `ros2 launch` steps exercise for real.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ pytest.importorskip(
 
 from conftest import write_policy
 
-from swarm_controller.fleet import fleet_node_specs, load_fleet, robot_node_spec, sim_node_specs
+from swarm_contract.config import ConfigError
+from swarm_controller.fleet import (
+    RESPAWN_MAX_RETRIES,
+    fleet_node_specs,
+    installed_params_file,
+    load_fleet,
+    robot_node_spec,
+    sim_node_specs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_DIR = REPO / "ros2_ws" / "src" / "swarm_controller" / "launch"
@@ -89,8 +99,29 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
     class Node(Recorded):
         pass
 
+    class LifecycleNode(Recorded):
+        pass
+
     class PushRosNamespace(Recorded):
         pass
+
+    class RegisterEventHandler(Recorded):
+        pass
+
+    class EmitEvent(Recorded):
+        pass
+
+    class OnProcessStart(Recorded):
+        pass
+
+    class OnStateTransition(Recorded):
+        pass
+
+    class ChangeState(Recorded):
+        pass
+
+    def matches_action(action):
+        return ("matches", action)
 
     class LaunchConfiguration:
         def __init__(self, name: str) -> None:
@@ -105,11 +136,22 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
             "DeclareLaunchArgument": DeclareLaunchArgument,
             "OpaqueFunction": OpaqueFunction,
             "GroupAction": GroupAction,
+            "RegisterEventHandler": RegisterEventHandler,
+            "EmitEvent": EmitEvent,
         },
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch.conditions": {},
+        "launch.event_handlers": {"OnProcessStart": OnProcessStart},
+        "launch.events": {"matches_action": matches_action},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": Node, "PushRosNamespace": PushRosNamespace},
+        "launch_ros.actions": {
+            "Node": Node,
+            "LifecycleNode": LifecycleNode,
+            "PushRosNamespace": PushRosNamespace,
+        },
+        "launch_ros.event_handlers": {"OnStateTransition": OnStateTransition},
+        "launch_ros.events": {},
+        "launch_ros.events.lifecycle": {"ChangeState": ChangeState},
     }
     modules = {}
     for name, attributes in contents.items():
@@ -119,9 +161,13 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
     return modules
 
 
-def run_with_stand_in(monkeypatch, launch_file: str, **arguments: str) -> list[dict]:
+def run_with_stand_in(
+    monkeypatch, launch_file: str, handlers: list | None = None, **arguments: str
+) -> list[dict]:
     """Load a launch file against the stand-in, give it `arguments`, run its
-    OpaqueFunctions; returns one dict per started node: namespace + Node kwargs."""
+    OpaqueFunctions; returns one dict per started node: namespace + Node kwargs
+    (+ "lifecycle_node" for a LifecycleNode). Event handlers registered go to
+    `handlers` as (handler class name, handler kwargs)."""
     for name, module in stand_in_launch_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     spec = importlib.util.spec_from_file_location("launch_file", LAUNCH_DIR / launch_file)
@@ -147,29 +193,48 @@ def run_with_stand_in(monkeypatch, launch_file: str, **arguments: str) -> list[d
         if type(entity).__name__ != "OpaqueFunction":
             continue
         for action in entity.kwargs["function"](context) or []:
-            if type(action).__name__ == "Node":
+            kind = type(action).__name__
+            if kind == "Node":
                 started.append({"namespace": "", **action.kwargs})
                 continue
-            assert type(action).__name__ == "GroupAction", "one GroupAction per node"
+            if kind == "RegisterEventHandler":
+                handler = action.args[0]
+                if handlers is not None:
+                    handlers.append((type(handler).__name__, handler.kwargs))
+                continue
+            assert kind == "GroupAction", "one GroupAction per node"
             inner = action.args[0]
             pushes = [a.args[0] for a in inner if type(a).__name__ == "PushRosNamespace"]
-            nodes = [a for a in inner if type(a).__name__ == "Node"]
+            nodes = [a for a in inner if type(a).__name__ in ("Node", "LifecycleNode")]
             assert len(nodes) == 1 and len(pushes) <= 1
-            started.append({"namespace": pushes[0] if pushes else "", **nodes[0].kwargs})
+            node = nodes[0]
+            record = {"namespace": pushes[0] if pushes else "", **node.kwargs}
+            if type(node).__name__ == "LifecycleNode":
+                # launch_ros's LifecycleNode is given the absolute namespace itself.
+                assert node.kwargs["namespace"] == (pushes[0] if pushes else "/")
+                record["lifecycle_node"] = node
+            started.append(record)
     return started
 
 
-def as_started(spec) -> dict:
-    """What a node spec should become in a launch file."""
+PARAMS_FILE = installed_params_file()
+"""The launch files' default params_file (here: the package's source copy)."""
+
+
+def as_started(spec, params_file: str = PARAMS_FILE) -> dict:
+    """What a node spec should become in a launch file: policy nodes read the
+    params file first, then their own parameters."""
+    files = [params_file] if params_file and spec.executable == "policy_node" else []
     return {
         "namespace": spec.namespace,
         "package": spec.package,
         "executable": spec.executable,
         "name": spec.name,
-        "parameters": [spec.parameters],
+        "parameters": [*files, spec.parameters],
         "remappings": list(spec.remappings),
         "respawn": spec.respawn,
         "respawn_delay": spec.respawn_delay,
+        "respawn_max_retries": RESPAWN_MAX_RETRIES if spec.respawn else -1,
         "output": "screen",
     }
 
@@ -237,7 +302,101 @@ def test_fleet_launch_with_the_stand_in_starts_one_node_per_fleet_entry(tmp_path
     started = run_with_stand_in(monkeypatch, "fleet.launch.py", fleet=str(site / "fleet.yaml"))
     expected = fleet_node_specs(load_fleet(site / "fleet.yaml"))
     assert started == [as_started(s) for s in expected]
-    assert [s["namespace"] for s in started] == ["/tb3_0", "/tb3_1", "/base_2"]
+    assert [s["namespace"] for s in started] == ["/tb3_0", "/tb3_1", "/tb3_2"]
+
+
+def test_every_launch_file_gives_up_on_a_crashing_node_when_swarm_deploy_does(
+    tmp_path, monkeypatch
+):
+    deploy = pytest.importorskip("swarm_ops.deploy")
+    policy = write_policy(tmp_path / "nav", robots=1)
+    started = run_with_stand_in(
+        monkeypatch, "robot.launch.py", namespace="tb3_0", policy=str(policy)
+    ) + run_with_stand_in(monkeypatch, "swarm_sim.launch.py", num_robots="1", policy=str(policy))
+    nodes = [n for n in started if n["executable"] == "policy_node"]
+    assert nodes and all(n["respawn"] for n in nodes)
+    assert {n["respawn_max_retries"] for n in nodes} == {deploy.MAX_RESTARTS}
+
+
+def test_the_default_params_file_is_the_packages_and_a_users_file_replaces_it(
+    tmp_path, monkeypatch
+):
+    assert Path(PARAMS_FILE).parts[-2:] == ("config", "policy_node.yaml")
+    policy = write_policy(tmp_path / "nav", robots=1)
+    mine = tmp_path / "site.yaml"
+    mine.write_text("/**/policy_node:\n  ros__parameters: {sensor_timeout: 0.8}\n")
+    (node,) = run_with_stand_in(
+        monkeypatch, "robot.launch.py", namespace="tb3_0", policy=str(policy), params_file=str(mine)
+    )
+    assert node["parameters"][0] == str(mine)
+    assert node["parameters"][1]["policy_path"] == str(policy.resolve() / "robot_0.onnx")
+    with pytest.raises(ConfigError, match="params_file"):
+        run_with_stand_in(
+            monkeypatch,
+            "robot.launch.py",
+            namespace="tb3_0",
+            policy=str(policy),
+            params_file=str(tmp_path / "typo.yaml"),
+        )
+
+
+def transition_of(emit) -> tuple[object, int]:
+    """(the node a ChangeState EmitEvent is for, its transition id)."""
+    event = emit.kwargs["event"]
+    matcher = event.kwargs["lifecycle_node_matcher"]
+    assert matcher[0] == "matches"
+    return matcher[1], event.kwargs["transition_id"]
+
+
+def test_without_autostart_the_launch_configures_and_then_activates_each_node(
+    tmp_path, monkeypatch
+):
+    from lifecycle_msgs.msg import Transition
+
+    policy = write_policy(tmp_path / "nav", robots=2)
+    handlers: list = []
+    started = run_with_stand_in(
+        monkeypatch,
+        "swarm_sim.launch.py",
+        handlers,
+        num_robots="2",
+        policy=str(policy),
+        autostart="false",
+    )
+    bridge, *nodes = started
+    assert "lifecycle_node" not in bridge
+    assert [n["namespace"] for n in nodes] == ["/robot_0", "/robot_1"]
+    assert all(n["parameters"][-1]["autostart"] is False for n in nodes)
+    lifecycle_nodes = [n["lifecycle_node"] for n in nodes]
+    on_start = [h for kind, h in handlers if kind == "OnProcessStart"]
+    on_inactive = [h for kind, h in handlers if kind == "OnStateTransition"]
+    # Every start of the process (a respawn too) is followed by a configure ...
+    assert [h["target_action"] for h in on_start] == lifecycle_nodes
+    for handler, node in zip(on_start, lifecycle_nodes, strict=True):
+        (emit,) = handler["on_start"]
+        assert transition_of(emit) == (node, Transition.TRANSITION_CONFIGURE)
+    # ... and a finished configure (not a deactivate from outside) by an activate.
+    assert [h["target_lifecycle_node"] for h in on_inactive] == lifecycle_nodes
+    for handler, node in zip(on_inactive, lifecycle_nodes, strict=True):
+        assert (handler["start_state"], handler["goal_state"]) == ("configuring", "inactive")
+        (emit,) = handler["entities"]
+        assert transition_of(emit) == (node, Transition.TRANSITION_ACTIVATE)
+
+
+def test_with_a_lifecycle_manager_the_nodes_wait_unconfigured_for_it(tmp_path, monkeypatch):
+    policy = write_policy(tmp_path / "nav", robots=1)
+    handlers: list = []
+    (node,) = run_with_stand_in(
+        monkeypatch,
+        "robot.launch.py",
+        handlers,
+        namespace="tb3_0",
+        policy=str(policy),
+        lifecycle_manager="true",
+    )
+    assert "lifecycle_node" in node
+    assert node["parameters"][-1]["autostart"] is False
+    assert handlers == []
 
 
 # --------------------------------------------------------------------------- #
@@ -260,7 +419,7 @@ def ros2_launch_available() -> str | None:
 @pytest.mark.ros
 @pytest.mark.skipif(ros2_launch_available() is not None, reason=str(ros2_launch_available()))
 def test_ros2_launch_starts_a_fleet_that_drives(tmp_path, ros_domain, policy_models):
-    from geometry_msgs.msg import Twist
+    from geometry_msgs.msg import TwistStamped
     from ros_helpers import RobotWorld, RosProbe, wait_for
 
     policy = policy_models.reference_controller("fleet/robot_0.onnx").parent
@@ -288,7 +447,7 @@ def test_ros2_launch_starts_a_fleet_that_drives(tmp_path, ros_domain, policy_mod
     try:
         robots = [RobotWorld(probe, "/tb3_0"), RobotWorld(probe, "/tb3_1")]
         # tb3_1's commands go to its remapped topic.
-        robots[1].cmd = probe.record(Twist, "/tb3_1/cmd_vel_nav")
+        robots[1].cmd = probe.record(TwistStamped, "/tb3_1/cmd_vel_nav")
         for robot in robots:
             robot.wait_ready(timeout=60.0)
             robot.send_goal(3.0, 0.0)

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
 from lifecycle_msgs.msg import Transition
-from ros_helpers import RobotWorld, change_state, diagnostic_error, wait_for
+from ros_helpers import RobotWorld, change_state, diagnostic_error, velocity, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -25,7 +25,7 @@ MIN_ZERO_SHARE = 0.5
 def assert_zeros_keep_coming(robot: RobotWorld, since: float, until: float, what: str) -> None:
     """Between since and until, cmd_vel carried only zeros, about one per control period."""
     window = [
-        (m.linear.x, m.angular.z)
+        velocity(m)
         for t, m in zip(robot.cmd.times(since), robot.cmd.messages(since), strict=False)
         if t <= until
     ]
@@ -72,9 +72,9 @@ def test_holds_without_goal_or_fresh_sensors_and_resumes(probe, nodes, policy_mo
         sensor_timeout=0.3,
     )
     assert change_state(probe, "/robot_0/policy_node", Transition.TRANSITION_CONFIGURE)
-    robot.wait_ready()
     robot.feed()
     assert change_state(probe, "/robot_0/policy_node", Transition.TRANSITION_ACTIVATE)
+    robot.wait_ready()  # ~/active_policy is a lifecycle publisher: it speaks once active
 
     # Sensors but no goal: zeros at the control rate (a base may hold the last command).
     since = time.monotonic()
@@ -234,7 +234,7 @@ def time_to_zero(robot: RobotWorld, since: float, timeout: float, what: str) -> 
     zero_at = next(
         t
         for t, m in zip(robot.cmd.times(since), robot.cmd.messages(since), strict=False)
-        if (m.linear.x, m.angular.z) == (0.0, 0.0)
+        if velocity(m) == (0.0, 0.0)
     )
     time.sleep(0.5)
     assert_zeros_keep_coming(robot, zero_at, time.monotonic(), what)

@@ -29,7 +29,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="needs rclpy + ROS message wheels: pip install -e '.[ros]'")
 
-from ros_helpers import RobotWorld, RosProbe, odom_msg, scan_msg, wait_for
+from ros_helpers import RobotWorld, RosProbe, odom_msg, scan_msg, velocity, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]  # a venv of ~400 MB and the node tests: ~1 min
 
@@ -185,7 +185,7 @@ class UnicycleRobot:
         now = time.monotonic()
         dt, self._last = now - self._last, now
         msg = self.world.cmd.last()
-        v, w = (msg.linear.x, msg.angular.z) if msg is not None else (0.0, 0.0)
+        v, w = velocity(msg) if msg is not None else (0.0, 0.0)
         if msg is not None:
             self.commands.append((v, w))
         x, y, yaw = self.pose

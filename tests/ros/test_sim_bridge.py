@@ -27,8 +27,16 @@ from visualization_msgs.msg import Marker
 from mappo_training.sim import ArenaLayout, Obstacle, SimConfig
 from swarm_contract.config import ConfigError
 from swarm_contract.robot_io import load_profile
+from swarm_ops.frames import to_map, to_odom
 from swarm_ops.lockstep import Action, Decision, Lockstep
-from swarm_ops.sim_bridge import SimulatedArena, arena_markers, event_json
+from swarm_ops.sim_bridge import (
+    SimulatedArena,
+    arena_markers,
+    event_json,
+    odom_origins,
+    static_transforms,
+    transform_msg,
+)
 from swarm_ops.sim_bridge_config import (
     PARAMETERS,
     BridgeSettings,
@@ -399,3 +407,70 @@ def test_the_sample_params_file_sets_only_real_parameters_and_builds_a_task():
             assert type(values[spec.name]) is type(spec.default), spec.name
     cfg = build_sim_config(settings_from_parameters(values))
     assert cfg.num_robots == values["num_robots"] and cfg.scenario == values["scenario"]
+
+
+# --------------------------------------------------------------------------- #
+# Frames (REP-105): one odom per robot under a shared map.
+# --------------------------------------------------------------------------- #
+
+
+def test_each_robot_has_its_own_odom_and_base_footprint_under_a_shared_map():
+    settings = BridgeSettings(namespace_prefix="tb3_")
+    assert settings.per_robot_frames
+    assert (settings.map_frame, settings.odom_frame_of(2), settings.base_frame_of(2)) == (
+        "map",
+        "tb3_2/odom",
+        "tb3_2/base_footprint",
+    )
+    # The compatibility option: every robot in one shared frame.
+    shared = BridgeSettings(odom_frame="odom")
+    assert not shared.per_robot_frames and shared.odom_frame_of(3) == "odom"
+    with pytest.raises(ConfigError, match=r"map_frame='my map'.*e\.g\. 'map'"):
+        BridgeSettings(map_frame="my map")
+
+
+def test_a_robots_odom_starts_at_its_start_pose_so_map_to_odom_is_that_pose():
+    starts = two_robot_layout().starts
+    origins = odom_origins(starts, per_robot=True)
+    assert origins == pytest.approx(starts)
+    # At its start a robot is at its odom origin, facing +x of its odom frame.
+    assert to_odom(origins, starts) == pytest.approx(np.zeros((2, 3)), abs=1e-6)
+    # Robot 1 starts facing +y of map: 0.5 m ahead of it is x=0.5 in its odom.
+    assert to_odom(origins[1], [1.0, 1.5]) == pytest.approx([0.5, 0.0], abs=1e-6)
+    assert to_map(origins[1], [0.5, 0.0, 0.0]) == pytest.approx([1.0, 1.5, math.pi / 2], abs=1e-6)
+    assert odom_origins(starts, per_robot=False) == pytest.approx(np.zeros((2, 3)))
+
+
+def test_tf_links_map_to_each_odom_and_each_body_to_its_lidar():
+    settings = BridgeSettings(namespace_prefix="tb3_")
+    origins = odom_origins(two_robot_layout().starts, per_robot=True)
+    static = static_transforms(settings, origins, Time())
+    pairs = [(t.header.frame_id, t.child_frame_id) for t in static]
+    assert pairs == [
+        ("map", "tb3_0/odom"),
+        ("map", "tb3_1/odom"),
+        ("tb3_0/base_footprint", "tb3_0/base_scan"),
+        ("tb3_1/base_footprint", "tb3_1/base_scan"),
+    ]
+    t = static[1].transform
+    assert (t.translation.x, t.translation.y) == pytest.approx((1.0, 1.0))
+    assert 2 * math.atan2(t.rotation.z, t.rotation.w) == pytest.approx(math.pi / 2)
+    moving = transform_msg("tb3_0/odom", "tb3_0/base_footprint", Time(), (0.3, 0.0, 0.1))
+    assert moving.transform.translation.x == pytest.approx(0.3)
+
+
+def test_a_watcher_draws_each_robots_odometry_where_it_is_in_map(make_arena):
+    from swarm_ops.watch import OdomTrack, SwarmWatcher
+
+    arena = make_arena(SimConfig(num_robots=2, arena_size=3.0))
+    start = json.loads(event_json(arena.start_episode(two_robot_layout())))
+    start["map_to_odom"] = odom_origins(two_robot_layout().starts, per_robot=True).tolist()
+    arena.step()
+    end = json.loads(event_json(arena.end_episode("reset")))
+    # One step later each robot is 0.02 m ahead of its start, in its own odom frame.
+    tracks = [OdomTrack([start["t"] + 0.1], [(0.02, 0.0, 0.0)]) for _ in range(2)]
+    watcher = SwarmWatcher.__new__(SwarmWatcher)  # its recording, without a ROS node
+    watcher.events, watcher.tracks, watcher._lock = [start, end], tracks, contextlib.nullcontext()
+    poses = watcher.recording(start["episode"], R, period=0.1)["poses"]
+    expected = np.array([[-0.98, 0.0, 0.0], [1.0, 1.02, math.pi / 2]])
+    assert poses[1] == pytest.approx(expected, abs=1e-5)

@@ -38,6 +38,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 
 from swarm_contract.robot_io import load_profile, wrap_angle
+from swarm_ops.frames import to_map, to_odom
 
 pytestmark = pytest.mark.ros
 
@@ -73,6 +74,15 @@ class Swarm:
 
     def current_episode(self) -> dict:
         return max(self.events.events(type="episode_start"), key=lambda e: e["episode"])
+
+    def map_pose(self, robot: int) -> tuple[float, float, float]:
+        """Robot's last odometry pose moved from its own odom frame into map."""
+        origin = self.current_episode()["map_to_odom"][robot]
+        return tuple(to_map(origin, odom_pose(self.odom[robot].last())))
+
+    def in_odom(self, robot: int, point) -> tuple[float, float]:
+        """A map point in the robot's odom frame of the current episode."""
+        return tuple(to_odom(self.current_episode()["map_to_odom"][robot], point))
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +124,15 @@ def new_episode(probe: RosProbe, swarm: Swarm) -> dict:
     answer = probe.call_trigger("/swarm/reset")
     assert answer.success, answer.message
     start = swarm.events.wait_for(5.0, type="episode_start", episode=previous + 1)
-    x0, y0 = start["starts"][0][:2]
+    # Each episode's start is the origin of the robot's odom frame (REP-105:
+    # odometry starts where the robot was switched on).
+    assert start["map_to_odom"][0] == pytest.approx(start["starts"][0], abs=1e-4)
 
     def robot_0_at_start():
         msg = swarm.odom[0].last()
-        return msg is not None and math.dist(odom_pose(msg)[:2], (x0, y0)) < 1e-3
+        return msg is not None and math.dist(odom_pose(msg)[:2], (0.0, 0.0)) < 1e-3
 
-    wait_for(robot_0_at_start, 5.0, "robot 0's odom at its new start")
+    wait_for(robot_0_at_start, 5.0, "robot 0's odom at its new start (its odom origin)")
     return start
 
 
@@ -166,11 +178,11 @@ def test_each_robot_has_scan_odom_goal_and_cmd_vel_under_its_namespace(probe, sw
             )
             assert endpoint.topic_type == type_name
             qos = endpoint.qos_profile
+            assert qos.reliability == ReliabilityPolicy.RELIABLE  # REP-2003, drivers too
             if name == "goal":
-                assert qos.reliability == ReliabilityPolicy.RELIABLE
                 assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
             else:
-                assert qos.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data
+                assert qos.durability == DurabilityPolicy.VOLATILE
         [command] = bridge_endpoints(f"/robot_{i}/cmd_vel", False)
         assert command.topic_type == "geometry_msgs/msg/Twist"
     assert not bridge_endpoints(f"/robot_{NUM_ROBOTS}/scan", True)
@@ -193,21 +205,36 @@ def test_a_scan_has_360_rays_inf_where_nothing_is_hit_and_sees_the_others(swarm)
     # ray k at angle_min + k * increment, counter-clockwise from straight ahead.
     swarm.odom[1].wait_for_count(1, 5.0, "/robot_1/odom")
     swarm.odom[2].wait_for_count(1, 5.0, "/robot_2/odom")
-    x1, y1, yaw1 = odom_pose(swarm.odom[1].last())
-    x2, y2, _ = odom_pose(swarm.odom[2].last())
+    x1, y1, yaw1 = swarm.map_pose(1)
+    x2, y2, _ = swarm.map_pose(2)
     bearing = float(wrap_angle(math.atan2(y2 - y1, x2 - x1) - yaw1)) % (2 * math.pi)
     ray = round(bearing / increment) % 360
     assert ranges[ray] == pytest.approx(math.dist((x1, y1), (x2, y2)) - PROFILE.radius, abs=0.03)
 
 
-def test_a_late_subscriber_still_gets_the_goal_in_the_odom_frame(probe, swarm):
+def test_a_late_subscriber_still_gets_the_goal_in_the_robots_own_odom_frame(probe, swarm):
     start = swarm.current_episode()
     goals = probe.record(PoseStamped, "/robot_2/goal", LATCHED)
     goal = goals.wait_for_count(1, 5.0, "the latched /robot_2/goal")[0]
     assert (goal.pose.position.x, goal.pose.position.y) == pytest.approx(
-        start["goals"][2], abs=1e-4
+        swarm.in_odom(2, start["goals"][2]), abs=1e-4
     )
-    assert goal.header.frame_id == swarm.odom[2].last().header.frame_id == "odom"
+    odom = swarm.odom[2].last()
+    assert goal.header.frame_id == odom.header.frame_id == "robot_2/odom"
+    assert odom.child_frame_id == "robot_2/base_footprint"
+    # Events and markers stay in the shared map frame; each robot's odom hangs off it.
+    assert start["map_frame"] == "map"
+    assert start["odom_frames"] == [f"robot_{i}/odom" for i in range(NUM_ROBOTS)]
+
+
+def test_without_tf2_msgs_the_bridge_says_once_that_tf_is_off_and_why(bridge, swarm):
+    try:
+        import tf2_msgs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tf2_msgs is importable here: the bridge publishes TF")
+    assert bridge.output().count("TF off: tf2_msgs is not importable") == 1, bridge.output()
 
 
 def test_clock_advances_at_the_real_time_factor(swarm):
@@ -276,18 +303,18 @@ def test_driving_into_a_wall_reports_a_collision(probe, swarm):
         probe,
         swarm.odom[0],
         "/robot_0/cmd_vel",
-        beyond_the_wall,
+        swarm.in_odom(0, beyond_the_wall),
         done=lambda: swarm.events.events(type="collision", robot=0, episode=start["episode"]),
         timeout=20.0,
     )
     assert event["with"] == "static"
-    x, y, _ = odom_pose(swarm.odom[0].last())
+    x, y, _ = swarm.map_pose(0)
     assert max(abs(x), abs(y)) == pytest.approx(ARENA / 2 - PROFILE.radius, abs=0.05)
 
 
 def test_driving_to_the_goal_reports_an_arrival_and_the_robot_parks(probe, swarm):
     start = new_episode(probe, swarm)
-    goal = tuple(start["goals"][0])
+    goal = swarm.in_odom(0, start["goals"][0])
     [event] = drive_towards(
         probe,
         swarm.odom[0],
@@ -314,8 +341,8 @@ def test_reset_ends_the_episode_with_a_summary_and_publishes_new_goals(probe, sw
     assert end["reason"] == "reset" and end["success"] is False
     assert end["length"] > 0 and 0.0 <= end["arrived_fraction"] < 1.0
     assert {"collisions", "time_to_goal", "path_efficiency"} <= set(end)
-    new_goal = tuple(start["goals"][1])
-    assert math.dist(new_goal, old["goals"][1]) > 1e-3
+    assert math.dist(start["goals"][1], old["goals"][1]) > 1e-3
+    new_goal = swarm.in_odom(1, start["goals"][1])
 
     def new_goal_received():
         return any(

@@ -18,6 +18,7 @@ pytest.importorskip(
 from conftest import write_policy
 
 from swarm_contract.config import ConfigError
+from swarm_controller import parameters
 from swarm_controller.fleet import (
     find_policy,
     fleet_node_specs,
@@ -155,20 +156,29 @@ robots:
     assert all(s.respawn for s in (a, b, c))
 
 
-def test_the_example_fleet_file_wires_three_kinds_of_robot(tmp_path):
+def test_the_example_fleet_file_is_a_stock_jazzy_turtlebot3_fleet(tmp_path):
     # The example points at ../models/default; give it one next to a copy.
     site = tmp_path / "launch"
     site.mkdir()
     shutil.copy(EXAMPLE_FLEET, site / "fleet.yaml")
     write_policy(tmp_path / "models" / "default", robots=4)
-    specs = fleet_node_specs(load_fleet(site / "fleet.yaml"))
+    known = parameters.NAMES | {"use_sim_time"}
+    specs = fleet_node_specs(load_fleet(site / "fleet.yaml"), known_parameters=known)
 
-    assert [s.namespace for s in specs] == ["/tb3_0", "/tb3_1", "/base_2"]
-    assert specs[1].topic("cmd_vel") == "/tb3_1/cmd_vel_nav"
-    base = specs[2]
-    assert base.topic("odom") == "/base_2/diff_drive_controller/odom"
-    assert base.parameters["cmd_vel_stamped"] is True
-    assert Path(base.parameters["policy_path"]).name == "robot_2.onnx"
+    assert [s.namespace for s in specs] == ["/tb3_0", "/tb3_1", "/tb3_2"]
+    for i, spec in enumerate(specs):
+        # ROBOTIS' bringup in namespace tb3_<i>: its own topics, nothing remapped,
+        # TwistStamped commands, frames prefixed by the namespace (the node's default).
+        assert [spec.topic(t) for t in ("scan", "odom", "goal", "cmd_vel")] == [
+            f"/tb3_{i}/{t}" for t in ("scan", "odom", "goal", "cmd_vel")
+        ]
+        assert spec.parameters["cmd_vel_stamped"] is True
+        assert "frame_prefix" not in spec.parameters
+        # Goals in map need each robot's start pose: three distinct ones.
+        assert len(spec.parameters["map_to_odom"]) == 3
+        assert all(type(v) is float for v in spec.parameters["map_to_odom"])
+        assert Path(spec.parameters["policy_path"]).name == f"robot_{i}.onnx"
+    assert len({tuple(s.parameters["map_to_odom"]) for s in specs}) == 3
 
 
 @pytest.mark.parametrize(

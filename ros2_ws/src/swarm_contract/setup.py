@@ -16,6 +16,8 @@ setup(
     # numpy, onnxruntime and pyyaml come from rosdep (package.xml) or pip; naming
     # them here would make colcon's pip step fight the distro's numpy.
     install_requires=["setuptools"],
+    # colcon test runs pytest (not unittest) for packages that name it here.
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="swarm controller maintainers",
     maintainer_email="maintainers@example.org",

@@ -21,6 +21,8 @@ setup(
     ],
     # swarm_contract and the ROS packages come from rosdep (package.xml) or pip.
     install_requires=["setuptools"],
+    # colcon test runs pytest (not unittest) for packages that name it here.
+    extras_require={"test": ["pytest"]},
     zip_safe=True,
     maintainer="swarm controller maintainers",
     maintainer_email="maintainers@example.org",

@@ -13,11 +13,13 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     # Dependencies come from rosdep (package.xml) or pip; the simulator
     # (mappo_training, pybullet) only where a simulated swarm runs.
     install_requires=["setuptools"],
+    # colcon test runs pytest (not unittest) for packages that name it here.
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="swarm controller maintainers",
     maintainer_email="maintainers@example.org",
@@ -30,6 +32,9 @@ setup(
             f"deploy = {PACKAGE}.deploy:main",
             f"swap = {PACKAGE}.swap:main",
             f"stop = {PACKAGE}.stop:main",
+            f"goal = {PACKAGE}.goal:main",
+            f"status = {PACKAGE}.status:main",
+            f"replay = {PACKAGE}.replay:main",
         ],
     },
 )

@@ -76,6 +76,13 @@ class RobotProfile:
     existed get the TurtleBot3 Burger's value."""
     max_angular_accel: float = 3.2
     """Largest rise of turn rate in rad/s^2 (the safety layer's ramp)."""
+    cmd_vel_stamped: bool = True
+    """Whether the base takes geometry_msgs/TwistStamped on cmd_vel (a TurtleBot3 on
+    Jazzy does) rather than Twist: the policy node's default."""
+    odom_frame: str = "odom"
+    """The odometry frame's name, before the robot's frame prefix (`tb3_0/odom`)."""
+    base_frame: str = "base_footprint"
+    """The body frame's name, before the prefix: TwistStamped commands carry it."""
 
     def __post_init__(self) -> None:
         positive = lambda x: math.isfinite(x) and x > 0  # noqa: E731

@@ -6,17 +6,32 @@
 The node reads <namespace>/scan, <namespace>/odom, <namespace>/goal and writes
 <namespace>/cmd_vel. A robot whose driver uses other names needs no code:
 scan_topic, odom_topic, goal_topic and cmd_vel_topic remap them (relative to
-the namespace, or absolute), and cmd_vel_stamped:=true publishes TwistStamped
-for bases that want it (e.g. a ros2_control diff_drive_controller on Jazzy).
+the namespace, or absolute). Commands are TwistStamped, as a TurtleBot3 on
+Jazzy takes them; cmd_vel_stamped:=false publishes Twist for a base that wants it.
 The decision is swarm_controller.fleet.robot_node_spec's, shared with
 fleet.launch.py and `swarm deploy`.
+
+Every launch file here also takes params_file (default: the installed
+config/policy_node.yaml; the launch's own settings override it), autostart
+(empty: as params_file says) and lifecycle_manager. A node with
+autostart:=false is a launch_ros LifecycleNode that this launch configures
+(after every start, respawns included) and then activates, so the robot still
+drives; lifecycle_manager:=true leaves every transition to your manager.
+Crashed policy nodes respawn at most swarm_controller.fleet.RESPAWN_MAX_RETRIES
+times, as under `swarm deploy`.
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from swarm_controller.fleet import launch_actions, parse_count, parse_flag, robot_node_spec
+from swarm_controller.fleet import (
+    launch_nodes,
+    parse_count,
+    parse_flag,
+    policy_node_arguments,
+    robot_node_spec,
+)
 
 
 def _robot(context):
@@ -34,7 +49,7 @@ def _robot(context):
         cmd_vel_stamped=parse_flag(arg("cmd_vel_stamped"), "cmd_vel_stamped"),
         use_sim_time=parse_flag(arg("use_sim_time"), "use_sim_time"),
     )
-    return launch_actions([spec])
+    return launch_nodes([spec], context)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -63,9 +78,10 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "cmd_vel_stamped",
-                default_value="false",
+                default_value="true",
                 choices=["true", "false"],
-                description="Publish TwistStamped instead of Twist.",
+                description="Publish TwistStamped (a TurtleBot3 on Jazzy, ros2_control's"
+                " diff_drive_controller); false: Twist, for a base that takes Twist.",
             ),
             DeclareLaunchArgument(
                 "use_sim_time",
@@ -73,6 +89,7 @@ def generate_launch_description() -> LaunchDescription:
                 choices=["true", "false"],
                 description="Follow /clock (Gazebo or the sim bridge).",
             ),
+            *policy_node_arguments(),
             OpaqueFunction(function=_robot),
         ]
     )

@@ -8,6 +8,15 @@ crash. Which nodes start with which settings is decided by
 swarm_controller.fleet.sim_node_specs, the same function `swarm deploy --sim`
 uses, so both roads start the same nodes. The bridge is swarm_ops's (it needs
 the simulator): build the whole workspace, not only what a robot needs.
+
+Every launch file here also takes params_file (default: the installed
+config/policy_node.yaml; the launch's own settings override it), autostart
+(empty: as params_file says) and lifecycle_manager. A node with
+autostart:=false is a launch_ros LifecycleNode that this launch configures
+(after every start, respawns included) and then activates, so the robot still
+drives; lifecycle_manager:=true leaves every transition to your manager.
+Crashed policy nodes respawn at most swarm_controller.fleet.RESPAWN_MAX_RETRIES
+times, as under `swarm deploy`.
 """
 
 from pathlib import Path
@@ -19,9 +28,10 @@ from launch_ros.actions import Node
 
 from swarm_controller.fleet import (
     SCENARIOS,
-    launch_actions,
+    launch_nodes,
     parse_count,
     parse_flag,
+    policy_node_arguments,
     sim_node_specs,
 )
 
@@ -40,7 +50,7 @@ def _swarm(context):
         use_sim_time=parse_flag(arg("use_sim_time"), "use_sim_time"),
         bridge_parameters={"episodes": parse_count(arg("episodes"), "episodes")},
     )
-    return launch_actions(specs)
+    return launch_nodes(specs, context)
 
 
 def _rviz(context):
@@ -97,6 +107,7 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="0",
                 description="Episodes before the bridge exits; 0: run forever.",
             ),
+            *policy_node_arguments(),
             OpaqueFunction(function=_swarm),
             OpaqueFunction(function=_rviz),
         ]

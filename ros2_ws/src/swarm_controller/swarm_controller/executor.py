@@ -11,6 +11,13 @@ scan -> cmd_vel ping-pong between two processes) it hands every callback to a
 thread pool and gave p50 3.4 ms / p99 32 ms, against 0.3 ms / 0.5 ms for the
 inline path. This class overrides `_spin_once_impl`, the same hook rclpy's
 own executors implement (checked with ros-jazzy-rclpy 7.1.x).
+
+An exception that escapes any callback, inline or on the worker, is re-raised
+in the spinning thread, as rclpy's executors do: the node's main() then sends
+its last zero and the process exits. So callbacks that serve requests answer
+a refusal instead of raising; rclpy's own ~/change_state raised for a
+transition the current state does not allow, which is why the policy node
+checks transitions before handing them on (PolicyNode._refuse_invalid_transitions).
 """
 
 from __future__ import annotations

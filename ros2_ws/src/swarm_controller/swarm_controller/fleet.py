@@ -34,11 +34,12 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from swarm_contract.config import ConfigError, from_dict, load_yaml
+from swarm_contract.robot_io import RobotProfile
 
 PACKAGE = "swarm_controller"
 SIM_PACKAGE = "swarm_ops"
@@ -55,6 +56,18 @@ replace these and nothing else."""
 SCENARIOS = ("random", "circle", "swap")
 RESPAWN_DELAY = 1.0
 """Seconds between a policy node's crash and its restart."""
+RESPAWN_MAX_RETRIES = 5
+"""Restarts of a crashed node before it is left down. The launch files pass it
+as launch_ros's `respawn_max_retries` and `swarm deploy` stops restarting after
+as many, so a node that crashes at start-up (a broken policy file) is not
+restarted forever on either road."""
+
+LIFECYCLE_SELF = "autostart"
+"""The policy node configures and activates itself (autostart: true)."""
+LIFECYCLE_LAUNCH = "launch"
+"""autostart: false, and the launch file takes the node to active itself."""
+LIFECYCLE_MANAGER = "manager"
+"""autostart: false, and the user's lifecycle manager drives the transitions."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROBOT_FILE = re.compile(r"^robot_(\d+)\.onnx$")
@@ -76,6 +89,7 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     respawn: bool = False
     respawn_delay: float = RESPAWN_DELAY
+    respawn_max_retries: int = RESPAWN_MAX_RETRIES
     package: str = PACKAGE
     parameter_files: tuple[str, ...] = ()
     """YAML parameter files (`ros__parameters` per node name), read before
@@ -330,6 +344,9 @@ def fleet_node_specs(
             "policy_path": str(path),
             "allowed_policy_dirs": [str(path.parent.parent)],
             "use_sim_time": fleet.use_sim_time,
+            # Explicit, so whoever else speaks on cmd_vel (swarm deploy's command
+            # guard) uses the node's message type.
+            "cmd_vel_stamped": RobotProfile().cmd_vel_stamped,
             **fleet.parameters,
             **robot.parameters,
         }
@@ -363,7 +380,7 @@ def robot_node_spec(
     odom_topic: str = "odom",
     goal_topic: str = "goal",
     cmd_vel_topic: str = "cmd_vel",
-    cmd_vel_stamped: bool = False,
+    cmd_vel_stamped: bool = True,
     use_sim_time: bool = False,
     parameters: dict[str, Any] | None = None,
 ) -> NodeSpec:
@@ -371,8 +388,9 @@ def robot_node_spec(
 
     Topic arguments name the robot's own topics, relative to its namespace or
     absolute: a TurtleBot3 in namespace tb3_0 publishing /tb3_0/scan needs
-    none; a base that wants TwistStamped on /base/cmd_vel_in gets
-    cmd_vel_topic=/base/cmd_vel_in, cmd_vel_stamped=True.
+    none, and gets TwistStamped as a TurtleBot3 on Jazzy wants; a base that
+    takes Twist on /base/cmd_vel_in gets cmd_vel_topic=/base/cmd_vel_in,
+    cmd_vel_stamped=False.
     """
     remaps = {"scan": scan_topic, "odom": odom_topic, "goal": goal_topic, "cmd_vel": cmd_vel_topic}
     fleet = FleetConfig(
@@ -449,15 +467,201 @@ def parse_count(text: str, name: str) -> int:
 # --------------------------------------------------------------------------- #
 
 
-def launch_actions(specs: list[NodeSpec], *, output: str = "screen") -> list:
+def parse_optional_flag(text: str, name: str) -> bool | None:
+    """A launch argument that may be left empty ("": not set, let the params
+    file or the node's default decide) or be true/false."""
+    return None if str(text).strip() == "" else parse_flag(text, name)
+
+
+PARAMS_FILE = "config/policy_node.yaml"
+"""The policy node's sample parameters, relative to the package's share folder."""
+
+
+def installed_params_file() -> str:
+    """The installed config/policy_node.yaml (the launch files' default
+    `params_file`); in a source checkout without an install, the package's own
+    copy; "" when neither exists (the node's defaults apply)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory(PACKAGE)) / PARAMS_FILE
+        if path.is_file():
+            return str(path)
+    except (ImportError, LookupError, OSError, ValueError):
+        # Not installed through colcon (pip -e, no AMENT_PREFIX_PATH): the source copy.
+        pass
+    source = Path(__file__).resolve().parents[1] / PARAMS_FILE
+    return str(source) if source.is_file() else ""
+
+
+def with_launch_arguments(
+    specs: list[NodeSpec],
+    *,
+    params_file: str = "",
+    autostart: bool | None = None,
+    lifecycle_manager: bool = False,
+) -> list[NodeSpec]:
+    """The specs with the launch arguments that apply to every policy node.
+
+    `params_file` is read before each node's own parameters (which win);
+    `autostart` (None: as the params file or the node's default says) sets the
+    parameter; `lifecycle_manager` turns autostart off, because a manager's
+    first `configure` must meet an unconfigured node.
+    """
+    if params_file and not Path(params_file).expanduser().is_file():
+        raise ConfigError(
+            f"launch argument params_file:={params_file!r} is not a file; give a"
+            " policy-node parameters YAML (see config/policy_node.yaml) or leave it unset"
+        )
+    if lifecycle_manager:
+        autostart = False
+    out = []
+    for spec in specs:
+        if spec.executable != POLICY_NODE:
+            out.append(spec)
+            continue
+        files = (str(Path(params_file).expanduser()),) if params_file else ()
+        params = dict(spec.parameters)
+        if autostart is not None:
+            params["autostart"] = bool(autostart)
+        out.append(
+            replace(spec, parameters=params, parameter_files=(*files, *spec.parameter_files))
+        )
+    return out
+
+
+def policy_autostart(spec: NodeSpec) -> bool:
+    """The node's `autostart` as ROS will resolve it: a `-p` value over the
+    params files, a later file over an earlier one, else the node's default."""
+    if "autostart" in spec.parameters:
+        return bool(spec.parameters["autostart"])
+    value = None
+    for path in spec.parameter_files:
+        found = file_parameter(path, spec, "autostart")
+        if found is not None:
+            value = found
+    if value is None:
+        from swarm_controller.parameters import PARAMETERS
+
+        value = next(p.default for p in PARAMETERS if p.name == "autostart")
+    return bool(value)
+
+
+def file_parameter(path: str | Path, spec: NodeSpec, name: str) -> Any:
+    """Parameter `name` for the node of `spec` in a ROS params file, or None.
+
+    Keys name nodes as rcl does: `/ns/node`, `node` (root namespace), with `*`
+    for one name and `/**` for any namespace; nested namespace keys also work.
+    """
+    node = f"{spec.namespace.rstrip('/')}/{spec.name}"
+    value = None
+    for key, parameters in _file_node_sections(load_yaml(path), ""):
+        if _node_key_matches(key, node) and name in parameters:
+            value = parameters[name]
+    return value
+
+
+def _file_node_sections(data: Any, prefix: str) -> list[tuple[str, dict]]:
+    sections = []
+    if not isinstance(data, dict):
+        return sections
+    for key, value in data.items():
+        if key == "ros__parameters" and isinstance(value, dict):
+            sections.append((prefix or "/", value))
+        elif isinstance(value, dict):
+            sections += _file_node_sections(value, f"{prefix}/{str(key).strip('/')}")
+    return sections
+
+
+def _node_key_matches(key: str, node: str) -> bool:
+    parts = [p for p in key.split("/") if p]
+    pattern = ""
+    for part in parts:
+        if part == "**":
+            pattern += "(/[^/]+)*"
+        else:
+            pattern += "/" + re.escape(part).replace(r"\*", "[^/]+")
+    return re.fullmatch(pattern or "/", node) is not None
+
+
+def policy_lifecycle(spec: NodeSpec, *, lifecycle_manager: bool = False) -> str:
+    """Who takes a node to active: "" (not a lifecycle node, e.g. the bridge),
+    LIFECYCLE_SELF (autostart), LIFECYCLE_LAUNCH (the launch file sends
+    configure, then activate, after each start, respawns included) or
+    LIFECYCLE_MANAGER (lifecycle_manager:=true: nobody but the manager)."""
+    if spec.executable != POLICY_NODE:
+        return ""
+    if policy_autostart(spec):
+        return LIFECYCLE_SELF
+    return LIFECYCLE_MANAGER if lifecycle_manager else LIFECYCLE_LAUNCH
+
+
+def policy_node_arguments() -> list:
+    """The launch arguments every launch file takes for its policy nodes."""
+    from launch.actions import DeclareLaunchArgument
+
+    return [
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=installed_params_file(),
+            description="Policy-node parameters YAML, read before the launch's own settings"
+            " (default: the installed config/policy_node.yaml).",
+        ),
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="",
+            choices=["", "true", "false"],
+            description="Set the nodes' autostart; empty: as params_file says. With false"
+            " this launch configures and activates the nodes itself.",
+        ),
+        DeclareLaunchArgument(
+            "lifecycle_manager",
+            default_value="false",
+            choices=["true", "false"],
+            description="true: your lifecycle manager (e.g. nav2_lifecycle_manager) drives"
+            " the transitions; the nodes start unconfigured and wait for it.",
+        ),
+    ]
+
+
+def launch_nodes(specs: list[NodeSpec], context: Any) -> list:
+    """The launch actions for `specs` under the launch arguments of
+    `policy_node_arguments` (read from the launch `context`)."""
+    from launch.substitutions import LaunchConfiguration
+
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    manager = parse_flag(arg("lifecycle_manager"), "lifecycle_manager")
+    specs = with_launch_arguments(
+        specs,
+        params_file=arg("params_file"),
+        autostart=parse_optional_flag(arg("autostart"), "autostart"),
+        lifecycle_manager=manager,
+    )
+    return launch_actions(specs, lifecycle_manager=manager)
+
+
+def launch_actions(
+    specs: list[NodeSpec], *, lifecycle_manager: bool = False, output: str = "screen"
+) -> list:
     """launch_ros actions for the specs: one GroupAction per node that pushes
-    its namespace, then starts it (respawning when the spec says so)."""
-    from launch.actions import GroupAction
-    from launch_ros.actions import Node, PushRosNamespace
+    its namespace, then starts it (respawning when the spec says so, at most
+    `respawn_max_retries` times). A policy node that does not autostart is a
+    launch_ros LifecycleNode; unless `lifecycle_manager`, the launch file
+    configures it after each start and activates it once configured."""
+    from launch.actions import EmitEvent, GroupAction, RegisterEventHandler
+    from launch.event_handlers import OnProcessStart
+    from launch.events import matches_action
+    from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
 
     actions = []
     for spec in specs:
-        node = Node(
+        role = policy_lifecycle(spec, lifecycle_manager=lifecycle_manager)
+        settings = dict(
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
@@ -468,8 +672,44 @@ def launch_actions(specs: list[NodeSpec], *, output: str = "screen") -> list:
             remappings=list(spec.remappings),
             respawn=spec.respawn,
             respawn_delay=spec.respawn_delay,
+            respawn_max_retries=spec.respawn_max_retries if spec.respawn else -1,
             output=output,
         )
+        if role in (LIFECYCLE_LAUNCH, LIFECYCLE_MANAGER):
+            # LifecycleNode wants a namespace; the absolute one leaves no doubt
+            # about the name its lifecycle services and events are found under.
+            node = LifecycleNode(namespace=spec.namespace or "/", **settings)
+        else:
+            node = Node(**settings)
         scoped = [PushRosNamespace(spec.namespace)] if spec.namespace else []
         actions.append(GroupAction([*scoped, node]))
+        if role != LIFECYCLE_LAUNCH:
+            continue
+
+        def change(transition: int, node=node) -> EmitEvent:
+            return EmitEvent(
+                event=ChangeState(
+                    lifecycle_node_matcher=matches_action(node), transition_id=transition
+                )
+            )
+
+        # On every process start (a respawn too): configure; once configured
+        # (not after a deactivate from outside): activate.
+        actions.append(
+            RegisterEventHandler(
+                OnProcessStart(
+                    target_action=node, on_start=[change(Transition.TRANSITION_CONFIGURE)]
+                )
+            )
+        )
+        actions.append(
+            RegisterEventHandler(
+                OnStateTransition(
+                    target_lifecycle_node=node,
+                    start_state="configuring",
+                    goal_state="inactive",
+                    entities=[change(Transition.TRANSITION_ACTIVATE)],
+                )
+            )
+        )
     return actions

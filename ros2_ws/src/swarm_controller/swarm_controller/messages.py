@@ -9,6 +9,7 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import LaserScan
 
 from swarm_contract.robot_io import check_scan_fields, yaw_from_quaternion
+from swarm_controller.goals import GoalRequest, stamp_seconds
 
 
 def scan_ranges(msg: LaserScan) -> np.ndarray:
@@ -35,9 +36,22 @@ def odom_pose_and_twist(msg: Odometry) -> tuple[tuple[float, float, float], tupl
     return (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)), (t.linear.x, t.angular.z)
 
 
-def goal_xy(msg: PoseStamped) -> tuple[float, float]:
-    """Goal position; assumed in the same frame as odom (the node does no tf)."""
-    return msg.pose.position.x, msg.pose.position.y
+def goal_request(msg: PoseStamped) -> GoalRequest:
+    """A goal's frame, position and stamp (None when unstamped), for goals.py's rules."""
+    stamp = msg.header.stamp
+    return GoalRequest(
+        msg.header.frame_id,
+        msg.pose.position.x,
+        msg.pose.position.y,
+        stamp_seconds(stamp.sec, stamp.nanosec),
+    )
+
+
+def goal_identity(msg: PoseStamped) -> tuple:
+    """What tells one goal message from another: the node hears a latched publisher's
+    goal on both of its goal subscriptions and must act on it once."""
+    h, p, q = msg.header, msg.pose.position, msg.pose.orientation
+    return (h.frame_id, h.stamp.sec, h.stamp.nanosec, p.x, p.y, p.z, q.x, q.y, q.z, q.w)
 
 
 class VelocityCommand:

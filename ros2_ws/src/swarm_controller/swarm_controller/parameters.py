@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from swarm_contract.onnx_policy import MAX_POLICY_BYTES
 from swarm_contract.robot_io import PROFILES_DIR, Contract, RobotProfile, load_profile
+from swarm_controller.goals import NAMESPACE_FIELD, map_to_odom_pose
 from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
 
 if TYPE_CHECKING:
@@ -50,7 +51,13 @@ class NodeSettings:
     control_on_scan: bool
     allowed_policy_dirs: tuple[str, ...] | None
     autostart: bool
+    expected_scan_hz: float
+    expected_odom_hz: float
     base_frame: str
+    odom_frame: str
+    frame_prefix: str
+    map_to_odom: tuple[float, ...]
+    max_goal_age: float
     expected_sha256: str
     max_policy_bytes: int
     live_policy_record: str
@@ -151,16 +158,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "goal_tolerance",
         0.15,
-        "Metres from the goal at which the robot counts as arrived and stops. The goal"
-        " (PoseStamped) and odom must be in the same frame (e.g. both in odom or both"
-        " in map); the node does not transform between frames.",
+        "Metres from the goal at which the robot counts as arrived and stops. Goals come"
+        " in the robot's odom frame or in map (see map_to_odom).",
         0.0,
         10.0,
     ),
     ParameterSpec(
         "cmd_vel_stamped",
-        False,
-        "Publish geometry_msgs/TwistStamped instead of Twist on cmd_vel.",
+        _DEFAULT_ROBOT.cmd_vel_stamped,
+        "Publish geometry_msgs/TwistStamped on cmd_vel (true: what a TurtleBot3 on Jazzy,"
+        " enable_stamped_cmd_vel: true, and ros2_control's diff_drive_controller take);"
+        " false: geometry_msgs/Twist, for a base that subscribes to Twist. A base hears"
+        " nothing of the other type, so a mismatch leaves the robot standing.",
         read_only=True,
     ),
     ParameterSpec(
@@ -183,14 +192,72 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "autostart",
         True,
-        "Configure and activate at start. False: wait for lifecycle transitions on ~/change_state.",
+        "Configure and activate at start. False: wait for lifecycle transitions on"
+        " ~/change_state, as nav2_lifecycle_manager (or launch_ros's LifecycleNode) sends"
+        " them: under a lifecycle manager set autostart:=false, or the manager's first"
+        " configure meets an active node and is refused. A transition the current state"
+        " does not allow is answered success=false and the node carries on.",
         read_only=True,
     ),
     ParameterSpec(
+        "expected_scan_hz",
+        5.0,
+        "Rate the lidar should deliver on scan, Hz (TurtleBot3 LDS-01/LDS-02: 5). While"
+        " driving, /diagnostics turns WARN when scan_hz (arrivals over the last 5 s of"
+        " the wall clock) is below half of it. 0: no check.",
+        0.0,
+        1000.0,
+    ),
+    ParameterSpec(
+        "expected_odom_hz",
+        20.0,
+        "Rate odom should arrive at, Hz (turtlebot3_node: 20, one per joint_states). While"
+        " driving, /diagnostics turns WARN when odom_hz is below half of it. 0: no check.",
+        0.0,
+        1000.0,
+    ),
+    ParameterSpec(
         "base_frame",
-        "base_link",
-        "frame_id of TwistStamped commands (the robot's body frame).",
+        _DEFAULT_ROBOT.base_frame,
+        "The robot's body frame without frame_prefix: TwistStamped commands carry"
+        " frame_prefix + base_frame (tb3_0/base_footprint).",
         read_only=True,
+    ),
+    ParameterSpec(
+        "odom_frame",
+        _DEFAULT_ROBOT.odom_frame,
+        "The robot's odometry frame without frame_prefix: goals in frame_prefix +"
+        " odom_frame (tb3_0/odom), or in the frame the odom messages name, are used as"
+        " they are.",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "frame_prefix",
+        f"{NAMESPACE_FIELD}/",
+        "Prefix of this robot's frame names. The default, {namespace}/, is the node's"
+        " namespace without its leading slash (tb3_0/ in /tb3_0, nothing in the root"
+        ' namespace), as a namespaced TurtleBot3 on Jazzy names its frames. "" for a'
+        " robot whose frames carry no prefix.",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "map_to_odom",
+        [],
+        "This robot's start pose in map, [x, y, yaw] (m, m, rad; floats): the map -> odom"
+        " transform used for goals in map. Unset ([]): the node looks map -> odom up in TF"
+        " (tf2_ros, with a ROS distro); with neither, goals in map are refused and the"
+        " robot holds, saying why.",
+        item_type=float,
+    ),
+    ParameterSpec(
+        "max_goal_age",
+        60.0,
+        "Seconds: a goal whose header stamp is older than this when it arrives is refused"
+        " and the robot holds, saying why, so a respawned node does not drive to a latched"
+        " goal from before its crash. 0: no limit. An unstamped goal (stamp 0) has no age"
+        " and is taken.",
+        0.0,
+        1e9,
     ),
     ParameterSpec(
         "expected_sha256",
@@ -241,6 +308,7 @@ def read(node: Node) -> NodeSettings:
     values = parameter_values(node, PARAMETERS)
     dirs = values["allowed_policy_dirs"]
     values["allowed_policy_dirs"] = tuple(dirs) if dirs else None
+    values["map_to_odom"] = tuple(values["map_to_odom"] or ())
     values["expected_sha256"] = values["expected_sha256"].strip().lower()
     return NodeSettings(**values)
 
@@ -250,13 +318,19 @@ def check_value(name: str, value: object) -> str | None:
     positive = ("max_linear", "max_angular", "max_linear_accel", "max_angular_accel")
     if name in (*positive, "sensor_timeout") and not (math.isfinite(value) and value > 0):
         return f"{name}={value!r} must be a finite number > 0"
-    if name in ("goal_tolerance", "stop_margin") and not (math.isfinite(value) and value >= 0):
+    at_least_zero = ("goal_tolerance", "stop_margin", "expected_scan_hz", "expected_odom_hz")
+    if name in at_least_zero and not (math.isfinite(value) and value >= 0):
         return f"{name}={value!r} must be a finite number >= 0"
     if name == "expected_sha256" and value.strip() and not _SHA256.fullmatch(value.strip()):
         return (
             f"expected_sha256={value!r} is not a sha256: give the 64 hex digits"
             " `sha256sum <policy>.onnx` prints, or an empty string to accept any hash"
         )
+    if name == "map_to_odom":
+        try:
+            map_to_odom_pose(value or ())
+        except ValueError as err:
+            return str(err)
     if name == "allowed_policy_dirs":
         missing = [d for d in value or () if not Path(d).expanduser().is_dir()]
         if missing:

@@ -8,8 +8,13 @@ Run one per robot, in the robot's namespace:
 Topics (relative, so the namespace makes them the robot's own):
   scan     sensor_msgs/LaserScan      sensor-data QoS
   odom     nav_msgs/Odometry          sensor-data QoS
-  goal     geometry_msgs/PoseStamped  RELIABLE + TRANSIENT_LOCAL, depth 1 (a
-           late node still gets the goal; publishers must be TRANSIENT_LOCAL too)
+  goal     geometry_msgs/PoseStamped, subscribed RELIABLE + TRANSIENT_LOCAL (a
+           late node still gets a latched goal) and RELIABLE + VOLATILE (RViz's
+           2D Goal Pose, `ros2 topic pub`), depth 1 each; one message heard on
+           both counts once. frame_id: the robot's odom frame (tb3_0/odom) or
+           map (through map_to_odom, else TF); any other frame is refused and
+           an empty one cancels: the robot holds, saying why on /diagnostics.
+           A goal stamped more than max_goal_age ago is refused (goals.py).
   estop         std_msgs/Bool, this robot's e-stop
   /swarm/estop  std_msgs/Bool, the whole fleet's e-stop
            Both subscribed RELIABLE + TRANSIENT_LOCAL, depth 1 (a latched
@@ -22,9 +27,14 @@ Topics (relative, so the namespace makes them the robot's own):
            latched e-stops (at most ESTOP_DISCOVERY_S, or ESTOP_STATE_WAIT_S
            while a latched publisher is matched but its state has not come):
            a respawned node must not drive through an engaged e-stop.
-  cmd_vel  geometry_msgs/Twist (TwistStamped with cmd_vel_stamped)
-  ~/active_policy  std_msgs/String, latched JSON: which model drives
-  /diagnostics     diagnostic_msgs/DiagnosticArray, 1 Hz and on every swap
+  cmd_vel  geometry_msgs/TwistStamped, frame_id <frame_prefix><base_frame>
+           (a TurtleBot3 on Jazzy); Twist with cmd_vel_stamped:=false
+  ~/active_policy  std_msgs/String, latched JSON: which model drives. A
+           lifecycle publisher: sent on activate and on swaps while active.
+  /diagnostics     diagnostic_msgs/DiagnosticArray, every second of the wall
+           clock (also with use_sim_time and no /clock), in every lifecycle
+           state, and on every swap; scan_hz, odom_hz and cmd_vel_hz (last
+           5 s) WARN while driving when below half of what is expected.
 
 Nothing from another robot or any shared topic feeds the control: a robot's
 policy sees only its own sensors (the deployment half of MAPPO's centralized
@@ -38,8 +48,11 @@ tick publishes a zero, because a base may keep executing the last command it
 heard. Shutdown publishes a last zero and then nothing.
 
 A lifecycle node: configure loads and checks the model, activate lets the
-policy drive, deactivate and shutdown publish a zero at once. `autostart`
-(default true) runs configure and activate at start. Every policy command
+policy drive, deactivate and shutdown publish a zero at once, cleanup unloads.
+rclpy's state machine is the only state. `autostart` (default true) runs
+configure and activate at start; under a lifecycle manager (nav2's, or
+launch_ros's LifecycleNode) set it false. A transition the current state does
+not allow is answered success=false, and the node carries on. Every policy command
 passes the clamp, then the shared safety layer (swarm_contract.safety_layer:
 acceleration ramp, stop zone). Setting `policy_path` on a running node swaps
 the policy live: the on-set callback loads and checks the new file on a
@@ -51,6 +64,7 @@ the post-set callback swaps one reference and writes the live-policy record
 from __future__ import annotations
 
 import gc
+import importlib.util
 import math
 import signal
 import sys
@@ -64,6 +78,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
@@ -90,15 +105,22 @@ from swarm_contract.robot_io import (
     count_valid_rays,
 )
 from swarm_contract.safety_layer import SafetyLayer
-from swarm_controller import live_policy, parameters
+from swarm_controller import goals, live_policy, parameters
 from swarm_controller.executor import ControlFirstExecutor
 from swarm_controller.messages import (
     VelocityCommand,
     checked_scan_ranges,
-    goal_xy,
+    goal_identity,
+    goal_request,
     odom_pose_and_twist,
 )
-from swarm_controller.reporting import NodeCounters, active_policy_json, diagnostic_status
+from swarm_controller.reporting import (
+    NodeCounters,
+    RateMeter,
+    active_policy_json,
+    diagnostic_status,
+    measured_rate,
+)
 from swarm_controller.safety import CommandGate, estop_reason
 
 LATCHED = QoSProfile(
@@ -126,6 +148,9 @@ DIAGNOSTICS_PERIOD = 1.0
 # A tick counts as missed when the gap since the previous one exceeds this
 # many periods (timer jitter of a few ms is not a missed tick).
 MISSED_TICK_FACTOR = 1.5
+# Goals in map go through TF when tf2_ros is there (a ROS distro); on the pip
+# road they need the map_to_odom parameter (goals.py).
+TF_AVAILABLE = importlib.util.find_spec("tf2_ros") is not None
 
 
 def load_robot_contract(path: str) -> Contract:
@@ -169,7 +194,10 @@ class PolicyNode(LifecycleNode):
         self._speed_limits = (self._settings.max_linear, self._settings.max_angular)
         self._safety: SafetyLayer | None = None
         self._counters = NodeCounters()
-        self._state = "unconfigured"
+        # Arrivals on the steady clock (reporting.RateMeter); the sensors' are
+        # measured while subscribed (configure to cleanup), cmd_vel's always.
+        self._rates = {"scan": RateMeter(), "odom": RateMeter(), "cmd_vel": RateMeter()}
+        self._rates["cmd_vel"].start(time.monotonic())
         self._problem = ""
         self._scan_problem = ""
         # The policy that drives. Replaced by one assignment (atomic under the
@@ -189,7 +217,16 @@ class PolicyNode(LifecycleNode):
         self._odom_time: float | None = None
         self._pose: tuple[float, float, float] | None = None
         self._velocity = (0.0, 0.0)
+        # The goal as it came in (goals.GoalRequest), and what it is this step:
+        # self._goal, its (x, y) in odom, or None while the robot holds with
+        # self._goal_note saying why (refused, cancelled, no transform yet).
         self._goal: tuple[float, float] | None = None
+        self._goal_request: goals.GoalRequest | None = None
+        self._goal_note = ""
+        self._goal_seen: tuple | None = None  # goal_identity of the last goal message
+        self._odometry_frame: str | None = None  # header.frame_id of the latest odom
+        self._goal_frames: tuple[parameters.NodeSettings, goals.GoalFrames] | None = None
+        self._tf = None  # (tf2_ros.Buffer, TransformListener) once a map goal needs TF
         self._last_tick: float | None = None
         self._last_command_time: float | None = None
         self._period = IDLE_PERIOD
@@ -205,7 +242,11 @@ class PolicyNode(LifecycleNode):
         self._cmd_pub = self.create_publisher(
             TwistStamped if s.cmd_vel_stamped else Twist, "cmd_vel", COMMAND_QOS
         )
-        self._cmd_msg = VelocityCommand(stamped=s.cmd_vel_stamped, frame_id=s.base_frame)
+        # REP-105 frame names, prefixed as a namespaced TurtleBot3 on Jazzy has them.
+        self._frame_prefix = goals.frame_prefix(s.frame_prefix, self.get_namespace())
+        self._cmd_msg = VelocityCommand(
+            stamped=s.cmd_vel_stamped, frame_id=self._frame_prefix + s.base_frame
+        )
         g = self.control_group
         self._control_timer = self.create_timer(
             self._period, self._on_control_timer, callback_group=g
@@ -229,11 +270,21 @@ class PolicyNode(LifecycleNode):
             self.create_subscription(Bool, topic, on_estop, UNLATCHED, callback_group=g)
         self._policy_pub = None
         self._sensor_subs: list = []
+        # Plain publishers, not lifecycle ones: cmd_vel carries the watchdog's
+        # zeros in every state (above), and /diagnostics must speak in every
+        # state, unconfigured and inactive included. The diagnostics timer runs
+        # on the steady clock: on the ROS clock, use_sim_time without /clock
+        # would silence it exactly when an operator looks there.
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(DIAGNOSTICS_PERIOD, self.publish_diagnostics)
+        self.create_timer(
+            DIAGNOSTICS_PERIOD,
+            self.publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._take_policy_and_hash_together()
+        self._refuse_invalid_transitions()
 
     # ------------------------------------------------------------------ #
     # Lifecycle.
@@ -241,7 +292,9 @@ class PolicyNode(LifecycleNode):
 
     @property
     def lifecycle_state(self) -> str:
-        return self._state
+        """rclpy's lifecycle state label ("unconfigured", "inactive", "active",
+        "finalized", or a transition's "configuring" etc. while it runs)."""
+        return self._state_machine.current_state[1]
 
     @property
     def settings(self) -> parameters.NodeSettings:
@@ -276,7 +329,13 @@ class PolicyNode(LifecycleNode):
         self._speed_limits = (limits.max_linear, limits.max_angular)
         self._safety = SafetyLayer(limits)
         self._set_period(policy.contract.control_period)
-        self._policy_pub = self.create_publisher(String, "~/active_policy", LATCHED)
+        # A lifecycle publisher: it announces the model that drives, so it
+        # speaks from activate on (on_activate publishes) and is muted while
+        # inactive; a late subscriber still gets the latched last word.
+        self._policy_pub = self.create_lifecycle_publisher(String, "~/active_policy", LATCHED)
+        now = time.monotonic()
+        self._rates["scan"].start(now)
+        self._rates["odom"].start(now)
         g = self.control_group
         self._sensor_subs = [
             self.create_subscription(
@@ -285,13 +344,26 @@ class PolicyNode(LifecycleNode):
             self.create_subscription(
                 Odometry, "odom", self._on_odom, qos_profile_sensor_data, callback_group=g
             ),
-            self.create_subscription(PoseStamped, "goal", self._on_goal, LATCHED, callback_group=g),
+            # Goals from a latched publisher (swarm goal, the sim bridge: a node
+            # that starts later still gets the goal) and from a volatile one
+            # (RViz's 2D Goal Pose, `ros2 topic pub`), like the e-stops; a
+            # latched goal heard on both is acted on once (goal_identity).
+            self.create_subscription(
+                PoseStamped,
+                "goal",
+                self._on_goal,
+                LATCHED,
+                callback_group=g,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda _: None),
+            ),
+            self.create_subscription(
+                PoseStamped, "goal", self._on_goal, UNLATCHED, callback_group=g
+            ),
         ]
         if s.allowed_policy_dirs is None:
             self.get_logger().warning(
                 "allowed_policy_dirs is unset: any file may be loaded as a policy"
             )
-        self._state = "inactive"
         self._announce_policy(policy, "configured")
         return TransitionCallbackReturn.SUCCESS
 
@@ -300,39 +372,95 @@ class PolicyNode(LifecycleNode):
         with self._command_lock:
             self._safety.reset()
             self._active = True
-        self._state = "active"
         self.get_logger().info(f"active: control period {self._period:g} s")
-        return super().on_activate(state)
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        self._publish_active_policy()
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.stop_robot("deactivated")
-        self._state = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for sub in self._sensor_subs:
-            self.destroy_subscription(sub)
-        self._sensor_subs = []
-        if self._policy_pub is not None:
-            self.destroy_publisher(self._policy_pub)
-        self._policy_pub = None
-        self._policy = self._builder = self._safety = None
-        self._policy_source = ""
-        self._scan_time = self._odom_time = self._pose = self._goal = None
-        self._scan_rays = self._scan_geometry = None
-        self._set_period(IDLE_PERIOD)
-        self._state = "unconfigured"
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.stop_robot("shutting down", final=True)
-        self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
+        # A transition raised or returned ERROR: back to unconfigured, with
+        # what configure made released, so a later configure starts clean.
         self.stop_robot("error")
-        self._state = "unconfigured"
+        self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Undo on_configure: sensor subscriptions, ~/active_policy, the policy."""
+        for sub in self._sensor_subs:
+            self.destroy_subscription(sub)
+        self._sensor_subs = []
+        self._rates["scan"].stop()
+        self._rates["odom"].stop()
+        if self._policy_pub is not None:
+            self.destroy_lifecycle_publisher(self._policy_pub)
+        self._policy_pub = None
+        self._policy = self._builder = self._safety = None
+        self._policy_source = ""
+        self._scan_time = self._odom_time = self._pose = self._goal = None
+        self._goal_request = self._goal_seen = self._odometry_frame = None
+        self._goal_note = ""
+        self._scan_rays = self._scan_geometry = None
+        self._set_period(IDLE_PERIOD)
+
+    def _refuse_invalid_transitions(self) -> None:
+        """Answer a transition the current state does not allow with success=false.
+
+        rclpy's ~/change_state handler hands the transition id to rcl, which
+        raises RCLError when the current state has no such transition (activate
+        while unconfigured, configure while active): the exception leaves the
+        service callback, the executor re-raises it in the spin loop like
+        rclpy's own executors do, and the process exits. Under a lifecycle
+        manager and respawn that is a crash loop. A lifecycle service must
+        answer, so the request is checked against the transitions rclpy offers
+        from the current state first; a refused one is logged and reported.
+        """
+        service = getattr(self, "_service_change_state", None)
+        if service is None:
+            return  # started without the lifecycle services
+        change_state = service.callback
+
+        def checked_change_state(request, response):
+            machine = self._state_machine
+            current = machine.current_state[1]
+            allowed = {(t[0], t[1]) for t in machine.available_transitions}
+            wanted = request.transition
+            ok = (
+                wanted.label in {label for _, label in allowed}
+                if wanted.label
+                else wanted.id in {tid for tid, _ in allowed}
+            )
+            if ok:
+                try:
+                    return change_state(request, response)
+                except Exception as err:  # rcl refused it after all
+                    why = f"{type(err).__name__}: {err}"
+            else:
+                why = "allowed here: " + ", ".join(
+                    sorted(f"{label} ({tid})" for tid, label in allowed)
+                )
+            name = wanted.label or next(
+                (t[1] for t in machine.transition_graph if t[0] == wanted.id), "unknown"
+            )
+            self.get_logger().warning(
+                f"lifecycle transition {name!r} (id {wanted.id}) refused in state"
+                f" {current!r}; {why}"
+            )
+            response.success = False
+            return response
+
+        service.callback = checked_change_state
 
     def _set_period(self, period: float) -> None:
         """Tick (drive, or send the watchdog's zeros) every `period` seconds."""
@@ -368,6 +496,7 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_scan(self, msg: LaserScan) -> None:
+        self._rates["scan"].arrived(time.monotonic())
         builder = self._builder
         if builder is None:
             return
@@ -396,14 +525,92 @@ class PolicyNode(LifecycleNode):
             self._step(now, stamp=msg.header.stamp, from_timer=False)
 
     def _on_odom(self, msg: Odometry) -> None:
+        self._rates["odom"].arrived(time.monotonic())
         self._pose, self._velocity = odom_pose_and_twist(msg)
         self._odom_time = self._now()
+        self._odometry_frame = msg.header.frame_id
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        self._goal = goal_xy(msg)
-        self.get_logger().info(
-            f"goal ({self._goal[0]:.2f}, {self._goal[1]:.2f}) in frame '{msg.header.frame_id}'"
-        )
+        """A new goal, a cancel (empty frame_id), or one refused at once (the robot holds)."""
+        seen = goal_identity(msg)
+        if seen == self._goal_seen:
+            return  # the same message again, from the other goal subscription
+        self._goal_seen = seen
+        goal = goal_request(msg)
+        self._goal = None
+        if goal.is_cancel:
+            self._goal_request, self._goal_note = None, goals.CANCEL
+            self.get_logger().info(f"goal {goals.CANCEL}: holding")
+        elif reason := goals.refusal_on_arrival(goal, self._now(), self._settings.max_goal_age):
+            self._goal_request, self._goal_note = None, reason
+            self.get_logger().warning(reason)
+        else:
+            self._goal_request, self._goal_note = goal, ""
+            self._resolve_goal()  # logs why, if the goal cannot be used
+            if self._goal is not None:
+                x, y = self._goal
+                odom = "" if (x, y) == (goal.x, goal.y) else f" = ({x:.2f}, {y:.2f}) in odom"
+                self.get_logger().info(
+                    f"goal ({goal.x:.2f}, {goal.y:.2f}) in frame '{goal.frame}'{odom}"
+                )
+        self.publish_diagnostics()
+
+    def _resolve_goal(self) -> None:
+        """Bring the goal into odom for this step; without it (foreign frame, no
+        map -> odom) the robot holds and _goal_note says why, logged once."""
+        goal = self._goal_request
+        if goal is None:
+            self._goal = None
+            return
+        frames = self._frames()
+        tf_pose, tf_error = None, ""
+        if goal.frame == goals.MAP_FRAME and frames.map_to_odom is None and frames.tf_available:
+            tf_pose, tf_error = self._tf_map_to_odom(self._odometry_frame or frames.odom_frame)
+        self._goal, note = frames.in_odom(goal, self._odometry_frame, tf_pose, tf_error)
+        if note and note != self._goal_note:
+            self.get_logger().warning(note)
+        elif not note and self._goal_note:
+            self.get_logger().info(
+                f"goal ({goal.x:.2f}, {goal.y:.2f}) in '{goal.frame}' usable now"
+            )
+        self._goal_note = note
+
+    def _frames(self) -> goals.GoalFrames:
+        """This robot's goal frames, rebuilt when the parameters change (map_to_odom)."""
+        s = self._settings
+        if self._goal_frames is None or self._goal_frames[0] is not s:
+            frames = goals.GoalFrames(
+                odom_frame=self._frame_prefix + s.odom_frame,
+                map_to_odom=goals.map_to_odom_pose(s.map_to_odom),
+                tf_available=TF_AVAILABLE,
+            )
+            self._goal_frames = (s, frames)
+        return self._goal_frames[1]
+
+    def _tf_map_to_odom(self, odom_frame: str) -> tuple[goals.Pose2D | None, str]:
+        """odom's pose in map from TF (the listener starts on the first map goal), or
+        (None, why not)."""
+        from rclpy.time import Time
+
+        if self._tf is None:
+            import tf2_ros
+
+            buffer = tf2_ros.Buffer()
+            self._tf = (buffer, tf2_ros.TransformListener(buffer, self))
+        buffer, _ = self._tf
+        try:
+            t = buffer.lookup_transform(goals.MAP_FRAME, odom_frame, Time())
+        except Exception as err:  # tf2's Lookup/Connectivity/Extrapolation exceptions
+            return None, f"{type(err).__name__}: {err}"
+        p, q = t.transform.translation, t.transform.rotation
+        return goals.pose_from_transform(p.x, p.y, q.x, q.y, q.z, q.w), ""
+
+    def _hold_reason(self) -> str:
+        """The gate's hold reason, with why there is no goal when that is the reason."""
+        reason = self._gate.reason
+        if self._goal is None and self._goal_note and reason.startswith("no goal"):
+            return f"no goal: {self._goal_note}"
+        return reason
 
     def _on_estop(self, msg: Bool, source: str) -> None:
         """source "robot" (<ns>/estop) or "fleet" (/swarm/estop): True holds the robot."""
@@ -444,7 +651,7 @@ class PolicyNode(LifecycleNode):
     def _on_control_timer(self) -> None:
         now = self._now()
         self._count_tick(now)
-        if self._state == "active":
+        if self.lifecycle_state == "active":
             # With control_on_scan the scans drive; the timer still enforces stops.
             self._step(now, stamp=None, from_timer=True)
         else:
@@ -470,6 +677,7 @@ class PolicyNode(LifecycleNode):
         return math.hypot(self._goal[0] - self._pose[0], self._goal[1] - self._pose[1])
 
     def _step(self, now: float, stamp, *, from_timer: bool) -> None:
+        self._resolve_goal()
         decision = self._gate.decide(
             now,
             self._scan_time,
@@ -549,6 +757,7 @@ class PolicyNode(LifecycleNode):
         if stamp is None and self._cmd_msg.stamped:
             stamp = self.get_clock().now().to_msg()
         self._cmd_pub.publish(self._cmd_msg.fill(v, w, stamp))
+        self._rates["cmd_vel"].arrived(time.monotonic())
         self._last_command_time = now
         self._counters.commands += 1
         if v == 0.0 and w == 0.0:
@@ -628,14 +837,15 @@ class PolicyNode(LifecycleNode):
             self._candidate = None
             if path != p.value:
                 continue
-            if self._state in ("inactive", "active"):
+            state = self.lifecycle_state
+            if state in ("inactive", "active"):
                 self._policy = policy  # the swap: one reference assignment
                 self._counters.swaps_accepted += 1
                 self._policy_source = self._record_live_policy(path, policy)
                 self._announce_policy(policy, "swapped to")
             elif (
                 # A node whose first policy was refused starts once a good one is set.
-                self._state == "unconfigured"
+                state == "unconfigured"
                 and self._settings.autostart
                 and self.trigger_configure() == TransitionCallbackReturn.SUCCESS
             ):
@@ -758,9 +968,14 @@ class PolicyNode(LifecycleNode):
             f"{what} {policy.path} (agent {policy.agent_id}, sha256 {policy.sha256[:12]},"
             f" checked in {policy.load_time * 1e3:.1f} ms)"
         )
-        if self._policy_pub is not None:
-            self._policy_pub.publish(String(data=active_policy_json(policy, self.get_namespace())))
+        self._publish_active_policy()
         self.publish_diagnostics()
+
+    def _publish_active_policy(self) -> None:
+        """~/active_policy: the lifecycle publisher drops it unless active."""
+        policy, publisher = self._policy, self._policy_pub
+        if policy is not None and publisher is not None:
+            publisher.publish(String(data=active_policy_json(policy, self.get_namespace())))
 
     # ------------------------------------------------------------------ #
     # Reporting.
@@ -768,9 +983,10 @@ class PolicyNode(LifecycleNode):
 
     def publish_diagnostics(self) -> None:
         now = self._now()
+        state = self.lifecycle_state
         self._counters.stale = (
             self._gate.stale_sensors(now, self._scan_time, self._odom_time)
-            if self._state == "active"
+            if state == "active"
             else []
         )
         safety = self._safety
@@ -778,9 +994,9 @@ class PolicyNode(LifecycleNode):
         status = diagnostic_status(
             node_name=self.get_name(),
             namespace=self.get_namespace(),
-            lifecycle_state=self._state,
+            lifecycle_state=state,
             policy=self._policy,
-            hold_reason=self._gate.reason if self._gate.holding else "",
+            hold_reason=self._hold_reason() if self._gate.holding else "",
             problem=self._problem or self._scan_problem,
             counters=self._counters,
             speed_limits=self._speed_limits if limits is not None else None,
@@ -793,10 +1009,27 @@ class PolicyNode(LifecycleNode):
             estop=estop_reason(self._engaged_estops()),
             policy_source=self._policy_source,
             expected_sha256=self._settings.expected_sha256,
+            rates=self._topic_rates(),
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
+
+    def _topic_rates(self) -> tuple:
+        """scan, odom and cmd_vel as measured, against what the robot should
+        deliver (diagnostic_status judges them only while driving)."""
+        s, now = self._settings, time.monotonic()
+        scan_hz = s.expected_scan_hz
+        expected = {
+            "scan": scan_hz,
+            "odom": s.expected_odom_hz,
+            # With control_on_scan each scan makes the command.
+            "cmd_vel": scan_hz if s.control_on_scan else 1.0 / self._period,
+        }
+        return tuple(
+            measured_rate(topic, meter, expected[topic], now)
+            for topic, meter in self._rates.items()
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

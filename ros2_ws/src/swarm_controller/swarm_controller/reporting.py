@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -30,6 +32,93 @@ class NodeCounters:
     stale: list[str] = field(default_factory=list)
 
 
+RATE_WINDOW_S = 5.0
+"""Topic rates are arrivals over the last this many seconds of the steady clock."""
+RATE_SETTLE_S = 2.0
+"""A rate measured over less than this is shown but not judged: a few arrivals
+right after configure would read as a low rate."""
+LOW_RATE_SHARE = 0.5
+"""A rate below this share of the expected one turns an OK status into WARN."""
+
+
+class RateMeter:
+    """Arrivals per second of one topic over the last RATE_WINDOW_S seconds.
+
+    Times are the caller's steady clock (time.monotonic), never the ROS
+    clock: with use_sim_time and no /clock the ROS clock stands still, and
+    that is when an operator needs the rates most. Arrivals come from the
+    control thread, reads from the diagnostics timer's: a lock keeps the
+    window consistent.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self._window = window_s
+        self._lock = threading.Lock()
+        self._arrivals: deque[float] = deque()
+        self._since: float | None = None
+
+    def start(self, now: float) -> None:
+        """Measure from `now` on (the topic is subscribed or published from now)."""
+        with self._lock:
+            self._arrivals.clear()
+            self._since = now
+
+    def stop(self) -> None:
+        """Not measured any more (the subscription is gone)."""
+        with self._lock:
+            self._arrivals.clear()
+            self._since = None
+
+    def arrived(self, now: float) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            self._arrivals.append(now)
+            self._forget_before(now - self._window)
+
+    def rate(self, now: float) -> tuple[float | None, float]:
+        """(arrivals per second, seconds measured over); (None, 0) when not measuring."""
+        with self._lock:
+            if self._since is None:
+                return None, 0.0
+            span = min(self._window, now - self._since)
+            self._forget_before(now - span)
+            return (len(self._arrivals) / span if span > 0 else 0.0), span
+
+    def _forget_before(self, t: float) -> None:
+        while self._arrivals and self._arrivals[0] < t:
+            self._arrivals.popleft()
+
+
+@dataclass(frozen=True)
+class TopicRate:
+    """One topic's measured rate against the rate the robot should deliver."""
+
+    topic: str
+    hz: float | None
+    """None: not measured (not subscribed in this lifecycle state)."""
+    expected_hz: float
+    """0: no expectation, never judged."""
+    measured_s: float = RATE_WINDOW_S
+
+    @property
+    def low(self) -> bool:
+        return (
+            self.hz is not None
+            and self.expected_hz > 0
+            and self.measured_s >= RATE_SETTLE_S
+            and self.hz < LOW_RATE_SHARE * self.expected_hz
+        )
+
+    def describe(self) -> str:
+        return f"{self.topic} {self.hz:.1f} Hz (expected {self.expected_hz:g})"
+
+
+def measured_rate(topic: str, meter: RateMeter, expected_hz: float, now: float) -> TopicRate:
+    hz, span = meter.rate(now)
+    return TopicRate(topic, hz, expected_hz, span)
+
+
 def active_policy_json(policy: OnnxPolicy, namespace: str) -> str:
     """JSON for the latched ~/active_policy topic: which model drives this robot."""
     return json.dumps({"robot": namespace, **policy.summary()}, sort_keys=True)
@@ -50,6 +139,7 @@ def diagnostic_status(
     estop: str = "",
     policy_source: str = "",
     expected_sha256: str = "",
+    rates: tuple[TopicRate, ...] = (),
 ) -> DiagnosticStatus:
     """One DiagnosticStatus for this robot's policy node.
 
@@ -58,6 +148,10 @@ def diagnostic_status(
     holding for an e-stop, stale sensors or a goal), OK while driving or parked
     at the goal. An e-stop is WARN: an operator's deliberate stop, not a fault.
     estop: the engaged e-stops' hold reason ("e-stop (fleet)"), "" when released.
+    rates: scan, odom and cmd_vel as measured; while the node would be OK, a
+    rate below LOW_RATE_SHARE of the expected one makes it WARN ("driving; low
+    rate: scan 1.8 Hz (expected 5)"). Every other state already says what is
+    wrong and keeps its message.
     """
     if problem:
         level, message = DiagnosticStatus.ERROR, problem
@@ -75,6 +169,9 @@ def diagnostic_status(
         level, message = DiagnosticStatus.OK, hold_reason or "driving"
     if estop and estop not in message:
         message = f"{message}; {estop}"
+    low = [rate.describe() for rate in rates if rate.low]
+    if level == DiagnosticStatus.OK and low:
+        level, message = DiagnosticStatus.WARN, f"{message}; low rate: {', '.join(low)}"
     values = {
         "lifecycle_state": lifecycle_state,
         "policy_path": str(policy.path) if policy else "",
@@ -105,6 +202,10 @@ def diagnostic_status(
         "swaps_accepted": str(counters.swaps_accepted),
         "swaps_rejected": str(counters.swaps_rejected),
         "last_swap_error": counters.last_swap_error,
+        # Measured over the last RATE_WINDOW_S s of the steady clock; "" when
+        # not subscribed (unconfigured).
+        **{f"{rate.topic}_hz": "" if rate.hz is None else f"{rate.hz:.1f}" for rate in rates},
+        "expected_hz": ", ".join(f"{rate.topic} {rate.expected_hz:g}" for rate in rates),
     }
     return DiagnosticStatus(
         level=level,

@@ -20,6 +20,7 @@ demo's swap must not carry over into the next run).
     swarm deploy --sim --robots 4 --policy models/default
     swarm deploy --sim --robots 2 --lockstep --real-time-factor 3
     swarm deploy --fleet launch/fleet_example.yaml
+    swarm deploy --sim --robots 2 --record        # the run as a rosbag2: <run folder>/bag
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swarm_contract.config import ConfigError
-from swarm_controller.fleet import POLICY_NODE, SIM_BRIDGE, NodeSpec
+from swarm_controller.fleet import POLICY_NODE, RESPAWN_MAX_RETRIES, SIM_BRIDGE, NodeSpec
 from swarm_ops.node_processes import NodeLauncher, node_environment, stop_processes
 
 if TYPE_CHECKING:
@@ -51,8 +52,11 @@ LOCKSTEP_BRIDGE = {"lockstep": True, "cmd_vel_stamped": True}
 """Bridge parameters of a lockstep closed loop (see swarm_ops.lockstep). Stamped
 commands (the nodes get cmd_vel_stamped too) let the bridge tell a command
 computed for the current step from a late one for the step before."""
-MAX_RESTARTS = 5
-"""A node that crashes more often than this is left down (something is wrong)."""
+RECORD_IN_RUN_DIR = Path("<run folder>/bag")
+"""--record without a folder: the run folder's bag/."""
+MAX_RESTARTS = RESPAWN_MAX_RETRIES
+"""A node that crashes more often than this is left down (something is wrong);
+the launch files' respawn_max_retries is the same number."""
 
 
 @dataclass
@@ -309,6 +313,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where run folders go")
+    p.add_argument(
+        "--record",
+        nargs="?",
+        type=Path,
+        const=RECORD_IN_RUN_DIR,
+        metavar="BAG_DIR",
+        help="write the run as a rosbag2 (MCAP) into BAG_DIR (default: the run folder's"
+        " bag/): scans, odom, goals, cmd_vel, events, diagnostics, tf if present;"
+        " look back with `swarm replay BAG_DIR`",
+    )
 
 
 def specs_from_args(args: argparse.Namespace) -> list[NodeSpec]:
@@ -334,6 +348,37 @@ def specs_from_args(args: argparse.Namespace) -> list[NodeSpec]:
     )
 
 
+def bag_path(args: argparse.Namespace, run_dir: Path) -> Path | None:
+    """Where `--record` writes the bag (None: not recording); ConfigError before
+    anything starts when it cannot."""
+    if args.record is None:
+        return None
+    path = run_dir / "bag" if args.record == RECORD_IN_RUN_DIR else args.record
+    if path.exists():
+        raise ConfigError(f"--record {path}: exists already; give a new folder for the bag")
+    try:
+        import rosbags  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"--record needs the rosbags package: pip install rosbags ({err})"
+        ) from err
+    return path
+
+
+def start_recording(path: Path, specs: list[NodeSpec]):
+    """A BagRecorder writing to `path` (see swarm_ops.recorder), already listening."""
+    import os
+
+    from swarm_ops.recorder import BagRecorder, recorded_topics, tf_available
+
+    tf = tf_available()
+    recorder = BagRecorder(
+        path, recorded_topics(specs, tf=tf), node_name=f"swarm_deploy_recorder_{os.getpid()}"
+    )
+    print(f"recording to {path} (rosbag2, MCAP){'' if tf else '; no /tf (tf2_msgs missing)'}")
+    return recorder
+
+
 def describe(deployment: Deployment) -> str:
     """What runs where, for the user."""
     lines = [f"deployment: {len(deployment.nodes)} nodes, run folder {deployment.run_dir}"]
@@ -353,11 +398,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     run_dir = new_run_dir(args.runs)
+    bag = bag_path(args, run_dir)
     deadline = None if args.duration is None else time.monotonic() + args.duration
+    recorder = None
     with stop_requests() as requests:
         deployment = Deployment(specs, run_dir)
         try:
             deployment.start()
+            # Right after the node processes start, not before: Fast DDS made
+            # a listener that existed before the sim bridge wait up to its next
+            # announcement (seconds) to hear it, while one made after hears the
+            # bridge at once. Latched topics (goals, events) come either way.
+            recorder = start_recording(bag, specs) if bag is not None else None
             print(describe(deployment))
             print("Ctrl-C stops every node (robots get a zero command first).", flush=True)
             status = 0
@@ -381,11 +433,19 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.1)
             print(f"stopping ({requests[0]}) ...", flush=True)
         finally:
-            deployment.stop()
+            try:
+                deployment.stop()
+            finally:
+                if recorder is not None:
+                    # After the stop, so the robots' last (zero) commands are in it.
+                    recorder.close()
     for n in deployment.nodes:
         verdict = "clean" if n.stopped_cleanly else "forced"
         print(f"  {n.spec.label}: stopped ({verdict}), restarts {n.restarts}")
     print(f"logs: {run_dir}")
+    if recorder is not None:
+        print(f"bag: {recorder.path} (look back: swarm replay {recorder.path})")
+        print(recorder.summary())
     return status
 
 

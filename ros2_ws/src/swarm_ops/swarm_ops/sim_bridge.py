@@ -3,16 +3,32 @@
 Each robot i appears under its own namespace exactly as a TurtleBot3 would:
 
     robot_<i>/scan     sensor_msgs/LaserScan   360 rays from scan_angle_min, +inf = no return
-    robot_<i>/odom     nav_msgs/Odometry       pose in `odom_frame` (the arena frame), body twist
+                       (frame robot_<i>/base_scan)
+    robot_<i>/odom     nav_msgs/Odometry       pose of robot_<i>/base_footprint in
+                       robot_<i>/odom, body twist
     robot_<i>/goal     geometry_msgs/PoseStamped  RELIABLE + TRANSIENT_LOCAL, once per episode
-                       (in lockstep, also the start pose while the episode settles)
+                       (in lockstep, also the start pose while the episode settles), in
+                       robot_<i>/odom; none with publish_goals:=false
     robot_<i>/cmd_vel  geometry_msgs/Twist (or TwistStamped)   subscribed
+
+Frames follow REP-105 as a namespaced TurtleBot3 fleet has them: the arena is
+`map` (origin at its centre); robot i has its own `robot_<i>/odom`, whose
+origin is the robot's start pose of the episode (a robot's odometry starts
+where it was switched on), and `robot_<i>/base_footprint`. Each robot's
+map -> odom is thus its start pose: in episode_start's `map_to_odom` and, when
+tf2_msgs is importable (a ROS distro), on /tf_static; odom -> base_footprint
+goes on /tf every step. `odom_frame:=odom` puts every robot in one shared
+frame instead (identical to map). Scans and odometry are published RELIABLE
+(the system default, as REP-2003 asks of drivers); subscribers take them with
+sensor-data QoS.
 
 and for the whole swarm:
 
     /clock            rosgraph_msgs/Clock      every step, when publish_clock is true
     /swarm/events     std_msgs/String          one JSON object per event (see EVENT TYPES)
     /swarm/markers    visualization_msgs/MarkerArray   walls, obstacles, robots, goals for RViz
+                                               (in map)
+    /tf, /tf_static   tf2_msgs/TFMessage       the frames above (when tf2_msgs is importable)
     /swarm/reset      std_srvs/Trigger         end the episode now and start the next one;
                                                answers "episode <k> started"
 
@@ -30,9 +46,11 @@ policy saw in training (including hits nearer than range_min, which robot_io
 discards as a real driver's invalid readings).
 
 EVENT TYPES (every event has "type", "robot" (null for the swarm), "t" (sim
-seconds) and "episode"):
+seconds) and "episode"); positions are in map:
 
-    episode_start  starts, goals and obstacles of the new layout, scenario, arena size
+    episode_start  starts, goals and obstacles of the new layout, scenario, arena size;
+                   map_frame, odom_frames and map_to_odom (each robot's odom origin
+                   in map: x, y, yaw)
     arrival        a robot came within goal_tolerance of its goal; it parks
     collision      a robot started touching something ("with": "robot" or "static");
                    one event per contact, however many steps it lasts
@@ -64,13 +82,13 @@ from typing import Any
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from geometry_msgs.msg import PoseStamped, TransformStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
@@ -89,6 +107,7 @@ from mappo_training.sim.scenarios import (
 from swarm_contract import robot_io
 from swarm_contract.config import ConfigError
 from swarm_controller.ros_parameters import declare_parameters
+from swarm_ops import frames
 from swarm_ops.lockstep import SETTLE_TICKS, Action, Lockstep
 from swarm_ops.rosclient import latched_qos
 from swarm_ops.sim_bridge_config import (
@@ -97,6 +116,7 @@ from swarm_ops.sim_bridge_config import (
     NODE_NAME,
     PARAMETERS,
     RESET_SERVICE,
+    BridgeSettings,
     build_sim_config,
     settings_from_parameters,
 )
@@ -346,6 +366,43 @@ def _set_yaw(orientation, yaw: float) -> None:
     orientation.w = math.cos(yaw / 2.0)
 
 
+def odom_origins(starts: np.ndarray, per_robot: bool) -> np.ndarray:
+    """(N, 3) each robot's odom origin in map (its map -> odom transform): the start
+    pose with per-robot frames (rounded as episode_start reports it, so a tool given
+    the event's numbers uses exactly the bridge's frame), else the map origin."""
+    starts = np.asarray(starts, dtype=np.float64)[:, :3]
+    return np.round(starts, 6) if per_robot else np.zeros_like(starts)
+
+
+def transform_msg(parent: str, child: str, stamp: Time, pose) -> TransformStamped:
+    """geometry_msgs/TransformStamped of the planar pose (x, y, yaw) of `child` in `parent`."""
+    t = TransformStamped()
+    t.header.frame_id, t.child_frame_id, t.header.stamp = parent, child, stamp
+    t.transform.translation.x, t.transform.translation.y = float(pose[0]), float(pose[1])
+    _set_yaw(t.transform.rotation, float(pose[2]))
+    return t
+
+
+def static_transforms(settings: BridgeSettings, origins: np.ndarray, stamp: Time) -> list:
+    """/tf_static of one episode: map -> each odom frame, each base_footprint -> base_scan."""
+    out = []
+    if settings.per_robot_frames:
+        out += [
+            transform_msg(settings.map_frame, settings.odom_frame_of(i), stamp, origin)
+            for i, origin in enumerate(origins)
+        ]
+    elif settings.odom_frame != settings.map_frame:
+        out.append(transform_msg(settings.map_frame, settings.odom_frame, stamp, (0, 0, 0)))
+    # The simulated lidar sits at the body's centre, looking ahead.
+    out += [
+        transform_msg(
+            settings.base_frame_of(i), f"{settings.robot_namespace(i)}/base_scan", stamp, (0, 0, 0)
+        )
+        for i in range(len(origins))
+    ]
+    return out
+
+
 _PALETTE = (
     (0.12, 0.47, 0.71),
     (1.00, 0.50, 0.05),
@@ -477,7 +534,9 @@ class SimBridgeNode(Node):
                 settle_ticks=max(SETTLE_TICKS, cfg.scan_stack),
             )
 
-        sensor_qos = qos_profile_sensor_data
+        # Reliable, as REP-2003 asks of drivers; sensor-data (best-effort)
+        # subscribers match it, and reliable ones (a recorder) get every reading.
+        sensor_qos = QoSProfile(depth=10)
         latched = latched_qos()
         # Best effort accepts both reliable and best-effort publishers, and
         # only the newest command matters anyway.
@@ -494,8 +553,8 @@ class SimBridgeNode(Node):
             scan.scan_time = profile.control_period
             scan.range_min, scan.range_max = profile.range_min, profile.range_max
             odom = Odometry()
-            odom.header.frame_id = self.settings.odom_frame
-            odom.child_frame_id = f"{ns}/base_footprint"
+            odom.header.frame_id = self.settings.odom_frame_of(i)
+            odom.child_frame_id = self.settings.base_frame_of(i)
             self.robots.append(
                 RobotChannels(
                     scan_pub=self.create_publisher(LaserScan, f"{ns}/scan", sensor_qos),
@@ -511,6 +570,10 @@ class SimBridgeNode(Node):
                     odom=odom,
                 )
             )
+        self._origins = np.zeros((self.arena.num_robots, 3))
+        """(N, 3) each robot's odom origin in map this episode (see odom_origins)."""
+        self._tf_pub = self._tf_static_pub = None
+        tf_note = self._make_tf_publishers()
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         # Events keep a history so a scorer started a moment late still sees
         # the episode_start it needs.
@@ -532,8 +595,26 @@ class SimBridgeNode(Node):
             f" {self.settings.real_time_factor:g} real time"
             f"{' at most, in lockstep' if self._lockstep else ''}; topics"
             f" {self.settings.robot_namespace(0)}/{{scan,odom,goal,cmd_vel}} ..."
-            f" {EVENTS_TOPIC}, service {RESET_SERVICE}"
+            f" {EVENTS_TOPIC}, service {RESET_SERVICE}; frames {self.settings.map_frame} ->"
+            f" {self.settings.odom_frame_of(0)} -> {self.settings.base_frame_of(0)}; {tf_note}"
         )
+
+    def _make_tf_publishers(self) -> str:
+        """/tf and /tf_static publishers when wanted and possible; says which it is."""
+        if not self.settings.publish_tf:
+            return "TF off (publish_tf:=false)"
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            # pip installs of rclpy come without tf2_msgs; everything else works.
+            return (
+                "TF off: tf2_msgs is not importable here (it comes with a ROS distro, e.g."
+                " ros-jazzy-tf2-msgs); each robot's map -> odom is in episode_start's map_to_odom"
+            )
+        self._tf_message = TFMessage
+        self._tf_pub = self.create_publisher(TFMessage, "/tf", 100)
+        self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", latched_qos())
+        return "TF on /tf and /tf_static"
 
     # -- parameters ---------------------------------------------------------- #
 
@@ -638,9 +719,7 @@ class SimBridgeNode(Node):
             self._clock_pub.publish(Clock(clock=time_msg(self.arena.sim_time)))
 
     def _on_markers(self) -> None:
-        self._markers_pub.publish(
-            arena_markers(self.arena, self.settings.odom_frame, self._stamp())
-        )
+        self._markers_pub.publish(arena_markers(self.arena, self.settings.map_frame, self._stamp()))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.finished:
@@ -663,6 +742,19 @@ class SimBridgeNode(Node):
 
     def _begin_episode(self) -> None:
         event = self.arena.start_episode()
+        settings = self.settings
+        self._origins = odom_origins(self.arena.world.poses()[0], settings.per_robot_frames)
+        event.update(
+            map_frame=settings.map_frame,
+            odom_frames=[settings.odom_frame_of(i) for i in range(len(self.robots))],
+            map_to_odom=self._origins.tolist(),
+        )
+        if self._tf_static_pub is not None:
+            self._tf_static_pub.publish(
+                self._tf_message(
+                    transforms=static_transforms(settings, self._origins, self._stamp())
+                )
+            )
         self._publish_goals()
         self._publish_event(event)
         # Readings of the start pose, so nodes have a scan before the first step.
@@ -674,14 +766,18 @@ class SimBridgeNode(Node):
         )
 
     def _publish_goals(self, points: np.ndarray | None = None) -> None:
-        """Each robot's goal (latched): the episode's, or `points` (N, 2)."""
+        """Each robot's goal (latched) in its odom frame: the episode's, or `points`
+        (N, 2, in map). Nothing with publish_goals:=false."""
+        if not self.settings.publish_goals:
+            return
         if points is None:
             # The exact goals arrival is judged by (the event's are rounded for JSON).
             points = self.arena.world.goals()[0]
+        points = frames.to_odom(self._origins, points)
         stamp = self._stamp()
-        for robot, (x, y) in zip(self.robots, points, strict=True):
+        for i, (robot, (x, y)) in enumerate(zip(self.robots, points, strict=True)):
             goal = PoseStamped()
-            goal.header.frame_id = self.settings.odom_frame
+            goal.header.frame_id = self.settings.odom_frame_of(i)
             goal.header.stamp = stamp
             goal.pose.position.x, goal.pose.position.y = float(x), float(y)
             goal.pose.orientation.w = 1.0
@@ -724,7 +820,7 @@ class SimBridgeNode(Node):
     def _publish_readings(self) -> None:
         arena = self.arena
         stamp = self._stamp()
-        poses = arena.world.poses()[0]
+        poses = frames.to_odom(self._origins, arena.world.poses()[0])
         velocities = arena.world.velocities()[0]
         ranges = arena.world.scan(arena.profile.scan_beams, angle_min=self.settings.scan_angle_min)[
             0
@@ -744,6 +840,18 @@ class SimBridgeNode(Node):
             scan.header.stamp = stamp
             scan.ranges = array.array("f", ranges[i].tobytes())
             robot.scan_pub.publish(scan)
+        if self._tf_pub is not None:
+            settings = self.settings
+            self._tf_pub.publish(
+                self._tf_message(
+                    transforms=[
+                        transform_msg(
+                            settings.odom_frame_of(i), settings.base_frame_of(i), stamp, p
+                        )
+                        for i, p in enumerate(poses)
+                    ]
+                )
+            )
 
     def _publish_event(self, event: dict[str, Any]) -> None:
         self._events_pub.publish(String(data=event_json(event)))

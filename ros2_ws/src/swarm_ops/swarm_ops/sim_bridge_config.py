@@ -113,9 +113,34 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec(
+        "map_frame",
+        "map",
+        "The shared frame of the arena (origin at its centre): markers, events, and the"
+        " parent of every robot's odom frame on TF.",
+        read_only=True,
+    ),
+    ParameterSpec(
         "odom_frame",
-        "odom",
-        "Frame of odometry, goals and markers: the arena frame, origin at its centre.",
+        "",
+        "Empty (REP-105, as namespaced TurtleBot3s): robot i has its own <ns>/odom, origin at"
+        " its episode's start pose, and <ns>/base_footprint; odometry and goals are in"
+        " <ns>/odom. A name (e.g. 'odom'): every robot's odometry and goals in that one"
+        " frame, identical to map_frame (the layout before per-robot frames).",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "publish_tf",
+        True,
+        "Publish TF: map -> <ns>/odom and <ns>/base_footprint -> <ns>/base_scan on"
+        " /tf_static (again each episode), <ns>/odom -> <ns>/base_footprint on /tf every step."
+        " Needs tf2_msgs (a ROS distro); without it the bridge says so once and goes on.",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "publish_goals",
+        True,
+        "Publish each episode's goals on <ns>/goal (latched). False: the goals come from"
+        " elsewhere (`swarm goal`); arrivals are still judged against the episode's goals.",
         read_only=True,
     ),
     ParameterSpec(
@@ -210,7 +235,10 @@ class BridgeSettings:
     episodes: int = 0
     max_steps: int = 0
     namespace_prefix: str = "robot_"
-    odom_frame: str = "odom"
+    map_frame: str = "map"
+    odom_frame: str = ""
+    publish_tf: bool = True
+    publish_goals: bool = True
     publish_clock: bool = True
     real_time_factor: float = 1.0
     cmd_timeout: float = 0.5
@@ -228,15 +256,30 @@ class BridgeSettings:
                 " name made of letters, digits, '_' and inner '/', starting with a letter"
                 " (e.g. 'robot_' or 'fleet/tb3_')"
             )
-        if not _FRAME_PATTERN.match(self.odom_frame):
-            raise ConfigError(
-                f"parameter odom_frame={self.odom_frame!r}: must be a frame id of letters,"
-                " digits, '_' and '/' (e.g. 'odom' or 'map')"
-            )
+        for name in ("map_frame", "odom_frame"):
+            value = getattr(self, name)
+            if (value or name == "map_frame") and not _FRAME_PATTERN.match(value):
+                raise ConfigError(
+                    f"parameter {name}={value!r}: must be a frame id of letters, digits, '_'"
+                    " and '/' (e.g. 'map'; odom_frame may also be empty: one per robot)"
+                )
 
     def robot_namespace(self, robot: int) -> str:
         """Robot i's namespace relative to the node's: 'robot_3'."""
         return f"{self.namespace_prefix}{robot}"
+
+    @property
+    def per_robot_frames(self) -> bool:
+        """Each robot has its own odom frame (REP-105), rather than one shared one."""
+        return not self.odom_frame
+
+    def odom_frame_of(self, robot: int) -> str:
+        """The frame of robot i's odometry and goals: 'robot_3/odom' (or the shared one)."""
+        return self.odom_frame or f"{self.robot_namespace(robot)}/odom"
+
+    def base_frame_of(self, robot: int) -> str:
+        """Robot i's body frame, the child of its odometry: 'robot_3/base_footprint'."""
+        return f"{self.robot_namespace(robot)}/base_footprint"
 
 
 def settings_from_parameters(values: dict[str, Any]) -> BridgeSettings:

@@ -151,9 +151,11 @@ class SwarmWatcher:
         """Episode `episode` as a recording dict (see sim/recording.py) for the pictures.
 
         Poses come from odometry, one per control step (the sample stamped at
-        that step; the previous pose where a best-effort sample was lost).
+        that step; the previous pose where a best-effort sample was lost), moved
+        from each robot's odom frame into map with the episode's map_to_odom.
         """
         from mappo_training.sim.scenarios import ArenaLayout
+        from swarm_ops.frames import to_map
 
         start = self.find("episode_start", episode)[0]
         end = self.find("episode_end", episode)[0]
@@ -167,6 +169,8 @@ class SwarmWatcher:
             robot_radius=robot_radius,
             goal_tolerance=float(start.get("goal_tolerance", 0.15)),
         )
+        # A bridge with one shared frame (or from before per-robot frames) sends none.
+        origins = np.asarray(start.get("map_to_odom") or np.zeros((len(starts), 3)))
         poses = np.repeat(starts[None], length + 1, axis=0)
         with self._lock:
             tracks = [(list(t.stamps), list(t.poses)) for t in self.tracks]
@@ -180,7 +184,7 @@ class SwarmWatcher:
                 # layout's start, and otherwise the first sample wins.
                 if 0 < step <= length and step not in seen:
                     seen.add(step)
-                    poses[step, robot] = pose
+                    poses[step, robot] = to_map(origins[robot], pose)
             for step in range(1, length + 1):
                 if step not in seen:
                     poses[step, robot] = poses[step - 1, robot]

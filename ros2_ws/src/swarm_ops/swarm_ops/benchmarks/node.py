@@ -435,9 +435,13 @@ def _sensor_messages():
     scan.angle_max = scan.angle_min + scan.angle_increment * (SCAN_RAYS - 1)
     scan.range_min, scan.range_max = 0.12, 3.5
     scan.ranges = np.random.default_rng(0).uniform(0.5, 3.5, SCAN_RAYS).astype(np.float32).tolist()
+    # Goal and odometry in one frame: the node takes a goal in the frame its
+    # odometry names (an empty frame_id would cancel the goal).
     odom = Odometry()
+    odom.header.frame_id = "odom"
     odom.pose.pose.orientation.w = 1.0
     goal = PoseStamped()
+    goal.header.frame_id = "odom"
     goal.pose.position.x, goal.pose.position.y = GOAL_FAR_AHEAD
     goal.pose.orientation.w = 1.0
     return scan, odom, goal
