@@ -184,8 +184,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
         type=float,
-        default=3.0,
-        help="seconds to find the robots and hear their diagnostics (default 3)",
+        # Longer than Fast DDS's 3 s between discovery announcements: a node
+        # whose first announcement was lost is found at its next one.
+        default=6.0,
+        help="seconds to find the robots and hear their diagnostics (default 6)",
     )
     p.add_argument(
         "--node-name",
