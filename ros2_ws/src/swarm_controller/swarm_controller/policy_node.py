@@ -24,7 +24,7 @@ Topics (relative, so the namespace makes them the robot's own):
            the control rate, "e-stop (robot)" / "e-stop (fleet)" on
            /diagnostics) until both read False, whatever the lifecycle state.
            Right after start the node does not drive until it has heard the
-           latched e-stops (at most ESTOP_DISCOVERY_S, or ESTOP_STATE_WAIT_S
+           latched e-stops (at most estops.DISCOVERY_S, or estops.STATE_WAIT_S
            while a latched publisher is matched but its state has not come):
            a respawned node must not drive through an engaged e-stop.
   cmd_vel  geometry_msgs/TwistStamped, frame_id <frame_prefix><base_frame>
@@ -105,7 +105,8 @@ from swarm_contract.robot_io import (
     count_valid_rays,
 )
 from swarm_contract.safety_layer import SafetyLayer
-from swarm_controller import goals, live_policy, parameters
+from swarm_controller import estops, goals, live_policy, parameters
+from swarm_controller.estops import EStops
 from swarm_controller.executor import ControlFirstExecutor
 from swarm_controller.messages import (
     VelocityCommand,
@@ -135,13 +136,6 @@ ESTOP_TOPIC = "estop"
 """This robot's e-stop, relative: `<namespace>/estop`."""
 FLEET_ESTOP_TOPIC = "/swarm/estop"
 """Every robot's e-stop."""
-# A latched e-stop reaches a new node only once discovery has matched the two
-# and the writer has resent its history. Until then the node does not drive:
-# for ESTOP_DISCOVERY_S after start while no e-stop was heard, and up to
-# ESTOP_STATE_WAIT_S while a latched e-stop publisher is matched but silent
-# (Fast DDS resends at its heartbeat, every 3 s by default).
-ESTOP_DISCOVERY_S = 1.0
-ESTOP_STATE_WAIT_S = 3.5
 # Zero commands go out at this period until a model sets its own.
 IDLE_PERIOD = RobotProfile().control_period
 DIAGNOSTICS_PERIOD = 1.0
@@ -211,9 +205,7 @@ class PolicyNode(LifecycleNode):
         self._scan_rays: tuple[int, int] | None = None  # (valid, total) of the latest scan
         # The latest accepted scan's (ranges, angle_min, angle_increment): the stop zone's view.
         self._scan_geometry = None
-        self._estops = {"robot": False, "fleet": False}
-        self._estops_heard = {"robot": False, "fleet": False}
-        self._started = time.monotonic()
+        self._estops = EStops(started=time.monotonic())
         self._odom_time: float | None = None
         self._pose: tuple[float, float, float] | None = None
         self._velocity = (0.0, 0.0)
@@ -615,10 +607,8 @@ class PolicyNode(LifecycleNode):
     def _on_estop(self, msg: Bool, source: str) -> None:
         """source "robot" (<ns>/estop) or "fleet" (/swarm/estop): True holds the robot."""
         engaged = bool(msg.data)
-        self._estops_heard[source] = True
-        if engaged == self._estops[source]:
+        if not self._estops.update(source, engaged):
             return  # the same state again (both QoS subscriptions hear a latched publisher)
-        self._estops[source] = engaged
         if engaged:
             self._counters.estop_engagements += 1
             self._publish_zero(None)
@@ -626,27 +616,20 @@ class PolicyNode(LifecycleNode):
                 f"e-stop ({source}) engaged: zero commands until it is released"
             )
         else:
-            still = self._engaged_estops()
+            still = self._estops.engaged()
             self.get_logger().info(
                 f"e-stop ({source}) released; "
                 + (f"still held by {estop_reason(still)}" if still else "driving may resume")
             )
         self.publish_diagnostics()
 
-    def _engaged_estops(self) -> tuple[str, ...]:
-        return tuple(source for source, engaged in self._estops.items() if engaged)
-
     def _unheard_estops(self) -> tuple[str, ...]:
         """E-stops whose latched state may still be on its way, right after start."""
-        age = time.monotonic() - self._started
-        if age >= ESTOP_STATE_WAIT_S:
-            return ()
-        return tuple(
-            source
-            for source, sub in self._latched_estops.items()
-            if not self._estops_heard[source]
-            and (age < ESTOP_DISCOVERY_S or sub.get_publisher_count() > 0)
-        )
+        now = time.monotonic()
+        if now - self._estops.started >= estops.STATE_WAIT_S:
+            return ()  # skip counting publishers once the wait is over
+        matched = {s: sub.get_publisher_count() for s, sub in self._latched_estops.items()}
+        return self._estops.unheard(now, matched)
 
     def _on_control_timer(self) -> None:
         now = self._now()
@@ -684,7 +667,7 @@ class PolicyNode(LifecycleNode):
             self._odom_time,
             self._goal_distance(),
             self._scan_rays,
-            self._engaged_estops(),
+            self._estops.engaged(),
             self._unheard_estops(),
         )
         if not decision.drive:
@@ -1006,7 +989,7 @@ class PolicyNode(LifecycleNode):
             else f"on, margin {limits.stop_margin:g} m"
             if limits.stop_zone
             else "off",
-            estop=estop_reason(self._engaged_estops()),
+            estop=estop_reason(self._estops.engaged()),
             policy_source=self._policy_source,
             expected_sha256=self._settings.expected_sha256,
             rates=self._topic_rates(),
