@@ -27,7 +27,7 @@ from visualization_msgs.msg import Marker
 from mappo_training.sim import ArenaLayout, Obstacle, SimConfig
 from swarm_contract.config import ConfigError
 from swarm_contract.robot_io import load_profile
-from swarm_ops.frames import to_map, to_odom
+from swarm_controller.frames import to_map, to_odom
 from swarm_ops.lockstep import Action, Decision, Lockstep
 from swarm_ops.sim_bridge import (
     SimulatedArena,

@@ -38,7 +38,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 
 from swarm_contract.robot_io import load_profile, wrap_angle
-from swarm_ops.frames import to_map, to_odom
+from swarm_controller.frames import to_map, to_odom
 
 pytestmark = pytest.mark.ros
 

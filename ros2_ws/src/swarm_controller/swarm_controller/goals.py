@@ -28,6 +28,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from swarm_contract.robot_io import yaw_from_quaternion
+from swarm_controller import frames
+
 MAP_FRAME = "map"
 """The frame every robot of a fleet shares (REP-105)."""
 NAMESPACE_FIELD = "{namespace}"
@@ -57,13 +60,15 @@ class Pose2D:
 
     def apply(self, x: float, y: float) -> tuple[float, float]:
         """A point given in the child frame, in the parent frame."""
-        c, s = math.cos(self.yaw), math.sin(self.yaw)
-        return self.x + c * x - s * y, self.y + s * x + c * y
+        px, py = frames.to_map(self.as_tuple(), (x, y))
+        return float(px), float(py)
 
     def inverse(self) -> Pose2D:
         """The parent's pose in the child frame."""
-        c, s = math.cos(self.yaw), math.sin(self.yaw)
-        return Pose2D(-(c * self.x + s * self.y), s * self.x - c * self.y, -self.yaw)
+        return Pose2D(*(float(v) for v in frames.to_odom(self.as_tuple(), (0.0, 0.0, 0.0))))
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        return self.x, self.y, self.yaw
 
 
 def map_to_odom_pose(values: Sequence[float]) -> Pose2D | None:
@@ -83,8 +88,7 @@ def map_to_odom_pose(values: Sequence[float]) -> Pose2D | None:
 
 def pose_from_transform(tx: float, ty: float, qx: float, qy: float, qz: float, qw: float):
     """A TF transform's planar part (its yaw from the quaternion) as a Pose2D."""
-    yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
-    return Pose2D(tx, ty, yaw)
+    return Pose2D(tx, ty, yaw_from_quaternion(qx, qy, qz, qw))
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,8 @@ class GoalFrames:
         if goal.frame == MAP_FRAME:
             pose = self.map_to_odom or tf_map_to_odom
             if pose is not None:
-                return pose.inverse().apply(goal.x, goal.y), ""
+                x, y = frames.to_odom(pose.as_tuple(), (goal.x, goal.y))
+                return (float(x), float(y)), ""
             if self.tf_available:
                 why = f": {tf_error}" if tf_error else ""
                 return (
@@ -175,5 +180,5 @@ class GoalFrames:
                 f"{where}: waiting for odometry (the frame it names is this robot's odom"
                 f" frame too; '{self.odom_frame}' and '{MAP_FRAME}' always are)"
             )
-        frames = sorted(odom_frames | {MAP_FRAME})
-        return None, f"{where} refused: not a frame this robot takes goals in ({frames})"
+        takes = sorted(odom_frames | {MAP_FRAME})
+        return None, f"{where} refused: not a frame this robot takes goals in ({takes})"

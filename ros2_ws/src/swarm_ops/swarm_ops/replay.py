@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 import yaml
 
 from swarm_contract.robot_io import yaw_from_quaternion
+from swarm_controller.frames import to_map
 
 MAP_FRAME = "map"
 JUMP_M = 0.5
@@ -176,15 +176,6 @@ def _frames_from_events(events: list[dict[str, Any]]) -> dict[str, list[tuple[fl
     return frames
 
 
-def _compose(base: Pose2D, xy: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points and headings given in frame `base` (a pose in the target frame)."""
-    bx, by, byaw = base
-    c, s = math.cos(byaw), math.sin(byaw)
-    x = bx + c * xy[..., 0] - s * xy[..., 1]
-    y = by + s * xy[..., 0] + c * xy[..., 1]
-    return np.stack([x, y], axis=-1), yaw + byaw
-
-
 def in_map(contents: BagContents, track: RobotTrack) -> np.ndarray:
     """The robot's poses (N, 3) in `map`, each with the map -> odom in force at its stamp."""
     poses = np.asarray(track.poses, dtype=np.float64)
@@ -194,8 +185,7 @@ def in_map(contents: BagContents, track: RobotTrack) -> np.ndarray:
     for k, stamp in enumerate(track.stamps):
         # Before the first announcement the first one holds (it is the start pose).
         base = timeline[max(0, bisect_right(times, stamp) - 1)][1]
-        xy, yaw = _compose(base, poses[k, :2], poses[k, 2])
-        out[k, :2], out[k, 2] = xy, yaw
+        out[k] = to_map(base, poses[k])
     return out
 
 
@@ -214,7 +204,7 @@ def last_goal(contents: BagContents, track: RobotTrack, *, mapped: bool) -> np.n
             return None
         times = [t for t, _ in timeline]
         base = timeline[max(0, bisect_right(times, stamp) - 1)][1]
-        return _compose(base, xy, np.zeros(()))[0]
+        return to_map(base, xy)
     return xy if frame == track.odom_frame else None
 
 

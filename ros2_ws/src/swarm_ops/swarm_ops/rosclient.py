@@ -114,6 +114,29 @@ def wait_for(
         time.sleep(poll)
 
 
+def discover_until_settled(
+    found_now: Callable[[], set[str]], timeout: float, settle: float
+) -> set[str]:
+    """What `found_now()` sees on the graph, once the set stops growing.
+
+    Discovery trickles in: on a busy machine (or a fleet on Wi-Fi) a second
+    robot can appear well after the first, so the wait ends only when nothing
+    new was found for `settle` seconds, or at `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    found: set[str] = set()
+    last_change = time.monotonic()
+    while time.monotonic() < deadline:
+        new = found_now() - found
+        if new:
+            found |= new
+            last_change = time.monotonic()
+        elif found and time.monotonic() - last_change >= settle:
+            break
+        time.sleep(0.05)
+    return found
+
+
 def wait_future(future, timeout: float) -> Any:
     """The result of an rclpy future that a spinning executor completes; None after
     `timeout` s without one."""

@@ -106,8 +106,8 @@ from mappo_training.sim.scenarios import (
 )
 from swarm_contract import robot_io
 from swarm_contract.config import ConfigError
+from swarm_controller import frames
 from swarm_controller.ros_parameters import declare_parameters
-from swarm_ops import frames
 from swarm_ops.lockstep import SETTLE_TICKS, Action, Lockstep
 from swarm_ops.rosclient import latched_qos
 from swarm_ops.sim_bridge_config import (

@@ -170,27 +170,21 @@ def fleet_robots(node, node_name: str, timeout: float) -> list[str]:
     subscribe is still named as unconfirmed). Discovery trickles in on a busy
     machine: the set must stop growing for a while before the wait ends.
     """
-    settle = min(1.5, timeout / 2)
-    deadline = time.monotonic() + timeout
-    found: set[str] = set()
-    last_change = time.monotonic()
-    while time.monotonic() < deadline:
-        now_found = {
+    from swarm_ops.rosclient import discover_until_settled
+
+    def found_now() -> set[str]:
+        by_subscription = {
             normalise_namespace(e.node_namespace)
             for e in node.get_subscriptions_info_by_topic(FLEET_TOPIC)
             if e.node_name == node_name
         }
-        now_found |= {
+        return by_subscription | {
             normalise_namespace(ns)
             for name, ns in node.get_node_names_and_namespaces()
             if name == node_name
         }
-        if now_found - found:
-            found |= now_found
-            last_change = time.monotonic()
-        elif found and time.monotonic() - last_change >= settle:
-            break
-        time.sleep(ACK_POLL)
+
+    found = discover_until_settled(found_now, timeout, settle=min(1.5, timeout / 2))
     return sorted(found, key=lambda ns: (agent_index(ns) is None, agent_index(ns) or 0, ns))
 
 

@@ -37,7 +37,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm_ops.rosclient import BackgroundNode, parameters_request, wait_future
+from swarm_ops.rosclient import (
+    BackgroundNode,
+    discover_until_settled,
+    parameters_request,
+    wait_future,
+)
 
 SHARED_MODEL = "policy.onnx"
 DEFAULT_NODE_NAME = "policy_node"
@@ -222,18 +227,11 @@ def discover_policy_nodes(node, node_name: str, timeout: float) -> list[str]:
     whose first discovery messages were lost shows up at its next announcement
     (Fast DDS repeats them every 3 s), so `settle` is longer than that.
     """
-    settle = min(3.5, timeout / 2)
-    deadline = time.monotonic() + timeout
-    found: set[str] = set()
-    last_change = time.monotonic()
-    while time.monotonic() < deadline:
-        now_found = {ns for name, ns in node.get_node_names_and_namespaces() if name == node_name}
-        if now_found - found:
-            found |= now_found
-            last_change = time.monotonic()
-        elif found and time.monotonic() - last_change >= settle:
-            break
-        time.sleep(0.05)
+    found = discover_until_settled(
+        lambda: {ns for name, ns in node.get_node_names_and_namespaces() if name == node_name},
+        timeout,
+        settle=min(3.5, timeout / 2),
+    )
     return sorted(found, key=lambda ns: (agent_index(ns) is None, agent_index(ns) or 0, ns))
 
 

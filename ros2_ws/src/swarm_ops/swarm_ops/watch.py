@@ -155,7 +155,7 @@ class SwarmWatcher:
         from each robot's odom frame into map with the episode's map_to_odom.
         """
         from mappo_training.sim.scenarios import ArenaLayout
-        from swarm_ops.frames import to_map
+        from swarm_controller.frames import to_map
 
         start = self.find("episode_start", episode)[0]
         end = self.find("episode_end", episode)[0]

@@ -1,9 +1,10 @@
 """Planar poses between a fleet's shared `map` and each robot's own `odom` (REP-105).
 
 A robot's odom frame starts where the robot started: its map->odom transform
-is its start pose in map (x, y, yaw). The sim bridge publishes odometry in the
-robot's odom frame and events in map; the watcher, `swarm goal` and the tests
-move poses between the two with these functions. numpy only, no ROS.
+is its start pose in map (x, y, yaw). The one implementation of that planar
+transform: the policy node brings map goals into odom with it (goals.py), the
+sim bridge publishes odometry in the robot's odom frame, and the watcher and
+`swarm replay` draw in map. numpy only, no ROS.
 """
 
 from __future__ import annotations
