@@ -13,6 +13,10 @@ says how often the stop zone cut motion, so a policy that leans on it shows.
 Scores can therefore differ from numbers measured before the safety layer
 existed (policies are trained without it); `--no-safety-layer` measures the
 bare policy, as those older numbers did.
+
+A run trained on a PettingZoo env (env.kind=pettingzoo) is scored on that env
+instead, by pettingzoo_eval: mean episode return per agent, its spread, the
+mean episode length, and the success rate where the env reports success.
 """
 
 from __future__ import annotations
@@ -211,8 +215,37 @@ def evaluate(
         target = ckpt.resolve_target(target)
         data = ckpt.load(target)
         policy = CheckpointPolicy(data)
+        if data["config"].get("env", {}).get("kind") == "pettingzoo":
+            options = {
+                "--scenario": scenario,
+                "--robots": robots,
+                "--start-jitter": start_jitter,
+                "--render": render,
+            }
+            return score_pettingzoo(policy, target, data, episodes, seed, options)
         sim = task(data["config"]["sim"], scenario, robots, start_jitter)
     return score(policy, str(target), sim, episodes, seed, render, safety_layer)
+
+
+def score_pettingzoo(
+    policy: CheckpointPolicy, target: Path, data: dict, episodes: int, seed: int, options: dict
+) -> dict:
+    """A PettingZoo run scored on its own env (env.factory, env.kwargs) by its
+    deterministic actors: pettingzoo_eval's report. The options that shape our
+    swarm task do not apply there, and one that is given is refused by name;
+    there is no safety layer (it belongs to our robots)."""
+    from mappo_training.experiment import validate
+    from mappo_training.pettingzoo_eval import evaluate_pettingzoo
+
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{target} is a PettingZoo run (env.kind=pettingzoo), and {', '.join(given)}"
+            " set our swarm task: drop them (the run's env.kwargs set its task)"
+        )
+    report = evaluate_pettingzoo(validate(data["config"]), policy.act, episodes=episodes, seed=seed)
+    report["policy"] = str(target)
+    return report
 
 
 def task(
@@ -358,6 +391,11 @@ def render_episode(recording: dict, out: Path) -> Path:
 
 
 def print_report(report: dict) -> None:
+    if report.get("kind") == "pettingzoo":
+        from mappo_training.pettingzoo_eval import print_report as print_pettingzoo
+
+        print_pettingzoo(report)
+        return
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     jitter = (
         f" (starts jittered, std {report['start_jitter_m']} m)"

@@ -7,6 +7,13 @@ agents in `possible_agents` order, observations zero-padded to the widest
 agent (heterogeneous teams), a discrete action carried as its index in column
 0, automatic reset, and the final observation and state of an ended episode
 kept for bootstrapping.
+
+An ended episode's `return` is the sum over its steps of the mean reward of
+the agents that acted in that step: each agent's episode return averaged over
+the team when every agent acts to the end (MPE's tasks). Its `success` is
+what the env says in the last step's infos (`infos[agent]["success"]` or
+`["is_success"]`; the team succeeds when every agent that says one says
+True), and None where no agent says one.
 """
 
 from __future__ import annotations
@@ -31,6 +38,22 @@ def load_factory(spec: str):
     if not hasattr(module, attr):
         raise ConfigError(f"env.factory={spec!r}: module {module_name!r} has no {attr!r}")
     return getattr(module, attr)
+
+
+SUCCESS_KEYS = ("success", "is_success")
+"""Keys of an agent's info through which an env may report task success."""
+
+
+def reported_success(infos: dict | None) -> bool | None:
+    """The team's success from one step's per-agent infos, None if no agent reports one."""
+    said = [
+        bool(info[key])
+        for info in (infos or {}).values()
+        if isinstance(info, dict)
+        for key in SUCCESS_KEYS
+        if key in info
+    ]
+    return all(said) if said else None
 
 
 class ParallelEnvBatch:
@@ -194,7 +217,7 @@ class ParallelEnvBatch:
         for e, env in enumerate(self.envs):
             for i, agent in enumerate(self.agents):
                 active[e, i] = agent in self._live[e]
-            obs, rew, term, trunc, _ = env.step(self._action_dict(e, actions))
+            obs, rew, term, trunc, infos = env.step(self._action_dict(e, actions))
             for i, agent in enumerate(self.agents):
                 reward[e, i] = float(rew.get(agent, 0.0))
                 if term.get(agent) or trunc.get(agent):
@@ -212,7 +235,7 @@ class ParallelEnvBatch:
                         "arena": e,
                         "return": float(self._returns[e]),
                         "length": int(self._lengths[e]),
-                        "success": None,
+                        "success": reported_success(infos),
                         "collisions": 0,
                     }
                 )

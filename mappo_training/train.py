@@ -292,13 +292,30 @@ class Trainer:
         if cfg.run.init_actor_from:
             warm_start_actors(self.learner, Path(cfg.run.init_actor_from))
         self.steps_per_update = cfg.run.rollout_steps * self.num_arenas * self.num_robots
-        self.num_updates = max(1, cfg.run.total_steps // self.steps_per_update)
+        # Rounded up: the run trains at least run.total_steps (budget_line says so).
+        self.num_updates = max(1, -(-cfg.run.total_steps // self.steps_per_update))
         self.update = 0
         self.global_step = 0
         self.wall_time = 0.0
         self.obs, self.state = self.env.reset(seed=cfg.run.seed)
         self.stats = EpisodeStats()
         self._stop_requested = False
+
+    def budget_line(self) -> str:
+        """What run.total_steps became in whole updates, said once at the start:
+        the budget is rounded up, and a PettingZoo run's robot-steps are its
+        env frames times its agents."""
+        run, per = self.cfg.run, self.steps_per_update
+        pettingzoo = self.cfg.env.kind == "pettingzoo"
+        who = "agents" if pettingzoo else "robots"
+        exact = f"{run.total_steps / per:,.2f}".rstrip("0").rstrip(".")
+        total = self.num_updates * per
+        frames = f" ({total // self.num_robots:,} env frames)" if pettingzoo else ""
+        return (
+            f"run.total_steps={run.total_steps:,} robot-steps = {exact} updates of {per:,}"
+            f" ({self.num_arenas} arenas x {run.rollout_steps} steps x {self.num_robots} {who});"
+            f" training {self.num_updates:,} updates = {total:,} robot-steps{frames}"
+        )
 
     # -- checkpoints -------------------------------------------------------- #
 
@@ -762,6 +779,7 @@ def run(args: argparse.Namespace) -> int:
             command = "swarm train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
             trainer = start(cfg, run_dir, command=command, quiet=args.quiet)
             print(f"run folder: {run_dir}")
+            print(trainer.budget_line())
     except (ConfigError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -771,7 +789,15 @@ def run(args: argparse.Namespace) -> int:
         except (TrainingDiverged, ckpt.CheckpointError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-    print(f"done: {trainer.run_dir} (robot-step {trainer.global_step}, {trainer.wall_time:.0f} s)")
+    frames = (
+        f" = env frame {trainer.global_step // trainer.num_robots}"
+        if trainer.cfg.env.kind == "pettingzoo"
+        else ""
+    )
+    print(
+        f"done: {trainer.run_dir} (robot-step {trainer.global_step}{frames},"
+        f" {trainer.wall_time:.0f} s)"
+    )
     if trainer.cfg.run.eval_episodes and not trainer._stop_requested:
         from mappo_training.evaluate import evaluate, print_report
 

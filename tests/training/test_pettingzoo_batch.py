@@ -25,19 +25,24 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 
 
 class SignalGame(ParallelEnv):
-    """Two different agents: a 'speaker' (discrete) sees a bit, a 'mover' (continuous,
-    different observation size) must output +1 or -1 to match it. Team reward."""
+    """Two different agents: a 'speaker' (discrete, `signals` words) sees a bit, a
+    'mover' (continuous, different observation size) must output +1 or -1 to
+    match it. Team reward."""
 
     metadata = {"name": "signal_game_v0"}
 
-    def __init__(self, max_cycles: int = 4):
+    def __init__(self, max_cycles: int = 4, signals: int = 2):
         self.possible_agents = ["speaker", "mover"]
         self.max_cycles = max_cycles
+        self.signals = signals
         self._obs = {
             "speaker": spaces.Box(-1, 1, (2,), np.float32),
             "mover": spaces.Box(-1, 1, (3,), np.float32),
         }
-        self._act = {"speaker": spaces.Discrete(2), "mover": spaces.Box(-1, 1, (1,), np.float32)}
+        self._act = {
+            "speaker": spaces.Discrete(signals),
+            "mover": spaces.Box(-1, 1, (1,), np.float32),
+        }
         self.state_space = spaces.Box(-1, 1, (1,), np.float32)
         self._rng = np.random.default_rng(0)
 
@@ -51,7 +56,7 @@ class SignalGame(ParallelEnv):
         return np.array([self._bit * 2.0 - 1.0], np.float32)
 
     def _observe(self):
-        said = 0.0 if self._said is None else self._said * 2.0 - 1.0
+        said = 0.0 if self._said is None else self._said * 2.0 / (self.signals - 1) - 1.0
         return {
             "speaker": np.array([self._bit * 2.0 - 1.0, 0.0], np.float32),
             "mover": np.array([said, 0.0, self._t / self.max_cycles], np.float32),
@@ -98,7 +103,11 @@ def test_heterogeneous_discrete_and_continuous_agents_batch_into_arrays():
 
 
 def signal_config(
-    device: str = "cpu", total_steps: int = 12_000, game: str = "SignalGame", workers: int = 0
+    device: str = "cpu",
+    total_steps: int = 12_000,
+    game: str = "SignalGame",
+    workers: int = 0,
+    signals: int = 2,
 ):
     return validate(
         {
@@ -112,7 +121,11 @@ def signal_config(
                 "seed": 3,
                 "device": device,
             },
-            "env": {"kind": "pettingzoo", "factory": f"{__name__}:{game}"},
+            "env": {
+                "kind": "pettingzoo",
+                "factory": f"{__name__}:{game}",
+                "kwargs": {"signals": signals},
+            },
             "algo": {"agent_id": "onehot", "epochs": 4, "actor_lr": 1e-3, "critic_lr": 1e-3},
         }
     )
@@ -157,8 +170,8 @@ def test_a_run_resumes_on_its_device_where_it_stopped(tmp_path, device):
 class UnpicklableSignalGame(SignalGame):
     """As if it held a simulator handle: a checkpoint cannot carry its episodes."""
 
-    def __init__(self, max_cycles: int = 4):
-        super().__init__(max_cycles)
+    def __init__(self, max_cycles: int = 4, signals: int = 2):
+        super().__init__(max_cycles, signals)
         self.handle = lambda: None
 
 
@@ -189,15 +202,25 @@ def test_a_checkpoint_rebuilds_its_learner_without_the_env(tmp_path):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_worker_processes_keep_each_agents_own_action_space(tmp_path):
-    """Split over simulator workers, the speaker still chooses among discrete
-    signals and the mover still moves continuously."""
-    with start(signal_config(total_steps=2_000, workers=2), tmp_path, quiet=True) as trainer:
-        assert trainer.env.num_workers == 2
-        assert [spec.kind for spec in trainer.learner.action_specs] == ["discrete", "box"]
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_agent_keeps_its_own_action_space_in_and_out_of_worker_processes(tmp_path, workers):
+    """Split over simulator workers or not, the speaker chooses among its 5
+    words (a categorical over Discrete(5), not a Gaussian rounded to 0 or 1)
+    and the mover moves continuously."""
+    cfg = signal_config(total_steps=2_000, workers=workers, signals=5)
+    with start(cfg, tmp_path, quiet=True) as trainer:
+        assert getattr(trainer.env, "num_workers", 0) == workers
+        assert [(s.kind, s.n) for s in trainer.learner.action_specs] == [
+            ("discrete", 5),
+            ("box", 0),
+        ]
         assert trainer.env.obs_dims == [2, 3]
         metrics = trainer.train_one_update()
+        actions = trainer._rollouts[0].buffer.actions
     assert np.isfinite(metrics["losses/value_loss"])
+    words, moves = actions[..., 0, 0], actions[..., 1, 0]
+    assert set(np.unique(words)) == {0, 1, 2, 3, 4}, "every word is said"
+    assert not np.array_equal(moves, np.rint(moves)), "the mover's actions are continuous"
 
 
 def test_factory_that_cannot_be_imported_is_named():
