@@ -51,7 +51,9 @@ def measure(
         actions = rng.uniform(-1, 1, (steps, arenas, robots, 2)).astype(np.float32)
         world = env.world
         caster = world.lidar(env.scan_rays)
-        chunk = pybullet.MAX_RAY_INTERSECTION_BATCH_SIZE
+        # The caster's own chunk size: PyBullet returns nothing for a batch of
+        # exactly MAX_RAY_INTERSECTION_BATCH_SIZE rays, so the floor must not use it.
+        chunk = caster.batch_size
         bodies = world.robot_bodies.reshape(-1).tolist()
         client = world.client
 

@@ -77,9 +77,10 @@ class LidarCaster:
         ray_angles = self.angle_min + self.angle_increment * np.arange(num_rays)
         self._ray_cos, self._ray_sin = np.cos(ray_angles), np.sin(ray_angles)
         # PyBullet refuses batches above this size, and for a batch of exactly
-        # that size it returns one result short (checked with 3.2.7: 16384 rays
-        # give 16383 hits); larger scans go in chunks of one less.
-        self._batch = int(pybullet_module.MAX_RAY_INTERSECTION_BATCH_SIZE) - 1
+        # that size it returns no results at all (checked with 3.2.7: 16384 rays
+        # give an empty tuple, 16383 give 16383 hits); larger scans go in chunks
+        # of one less. `swarm bench sim`'s floor casts with the same chunks.
+        self.batch_size = int(pybullet_module.MAX_RAY_INTERSECTION_BATCH_SIZE) - 1
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     def rays(self, xy: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +116,8 @@ class LidarCaster:
         total = len(starts)
         fractions = np.empty(total)
         with paused_gc():
-            for first in range(0, total, self._batch):
-                last = min(first + self._batch, total)
+            for first in range(0, total, self.batch_size):
+                last = min(first + self.batch_size, total)
                 hits = self._p.rayTestBatch(
                     starts[first:last], ends[first:last], physicsClientId=self._client
                 )

@@ -176,6 +176,17 @@ def test_lidar_of_one_arena_does_not_see_another():
         assert ranges[1, 0, 36] == pytest.approx(1.5, abs=2e-3)
 
 
+def test_a_scan_larger_than_one_pybullet_ray_batch_hits_with_every_ray():
+    # PyBullet casts at most MAX_RAY_INTERSECTION_BATCH_SIZE (16384) rays a call
+    # and returns nothing for exactly that many: scans of many arenas must be
+    # cast in smaller chunks, every ray answered.
+    with World(1, 1, 4.0, PROFILE) as world:
+        world.set_layout(0, layout([[0.0, 0.0, 0.0]], arena_size=4.0))
+        ranges = world.scan(20_000)[0, 0]
+        # Walls 2 to 2.83 m away all round, within the lidar's 3.5 m.
+        assert np.isfinite(ranges).all() and (ranges < 2.9).all()
+
+
 def test_snapshot_and_restore_continue_identically(make_world):
     world = make_world([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
     world.set_twists(np.array([[[0.1, 0.5], [0.2, -0.3]]]))
