@@ -660,7 +660,7 @@ def _postfix(m: dict[str, float]) -> dict[str, str]:
     out = {"SPS": f"{m.get('charts/SPS', 0):.0f}"}
     if "charts/episodic_return" in m:
         out["return"] = f"{m['charts/episodic_return']:.2f}"
-    if "charts/success_rate" in m:
+    if math.isfinite(m.get("charts/success_rate", math.nan)):  # NaN: the env reports none
         out["success"] = f"{100 * m['charts/success_rate']:.0f}%"
     return out
 

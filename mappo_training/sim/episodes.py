@@ -235,9 +235,10 @@ def _tracked_fields() -> tuple:
 def summarize(episodes: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:
     """The rates and means of finished episodes (dicts as EpisodeTracker.summary makes them).
 
-    success_rate and collision_rate are shares of all episodes; an episode
-    without "success" counts as a failure and one without "collisions" as
-    without contact (environments other than ours report neither). The
+    success_rate is the share of the episodes that report success (None when
+    none does: a PettingZoo env that has no notion of it), collision_rate a
+    share of all episodes, one without "collisions" counting as without
+    contact (environments other than ours do not report them). The
     other entries are means over the episodes with a finite value (time to
     goal only exists where a robot arrived), None when there is none.
     """
@@ -251,7 +252,9 @@ def summarize(episodes: Sequence[Mapping[str, Any]]) -> dict[str, float | int | 
 
     return {
         "episodes": len(episodes),
-        "success_rate": share([bool(e.get("success")) for e in episodes]),
+        "success_rate": share(
+            [bool(e["success"]) for e in episodes if e.get("success") is not None]
+        ),
         "collision_rate": share([e.get("collisions", 0) > 0 for e in episodes]),
         "arrived_fraction": mean("arrived_fraction"),
         "time_to_goal_s": mean("time_to_goal"),

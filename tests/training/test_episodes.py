@@ -279,9 +279,10 @@ def test_summarize_gives_rates_over_all_episodes_and_means_over_known_values():
 
 
 def test_summarize_of_episodes_without_task_scores_or_of_none():
-    # Another environment (PettingZoo) reports only return and length.
-    other = summarize([{"return": 1.0, "length": 4}, {"return": 3.0, "length": 6}])
-    assert (other["success_rate"], other["collision_rate"]) == (0.0, 0.0)
+    # Another environment (PettingZoo) reports only return and length: no
+    # success rate at all (not 0%, which would read as a policy that always fails).
+    other = summarize([{"return": 1.0, "length": 4}, {"return": 3.0, "length": 6, "success": None}])
+    assert (other["success_rate"], other["collision_rate"]) == (None, 0.0)
     assert other["time_to_goal_s"] is None and other["episodic_return"] == 2.0
     nothing = summarize([])
     assert nothing["episodes"] == 0
