@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt $(foreach p,$(ROS_PKGS),$(p)/setup.py)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,ros,dev,mpe]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,ros,dev,mpe,ray]'
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps $(foreach p,$(ROS_PKGS),-e $(p))
 	@touch $(STAMP)
 	@echo "set-up done: $(VENV)"
