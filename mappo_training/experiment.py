@@ -125,6 +125,51 @@ class EnvConfig:
 
 
 @dataclass
+class RayConfig:
+    """Where the rollout workers run: local processes, or Ray actors (`swarm train --ray`).
+
+    Only where the run executes, never what it learns: none of these keys is in
+    the config hash, so a run can resume on another cluster, or without Ray.
+    """
+
+    enabled: bool = False
+    """Rollout workers (run.workers of them) are Ray actors; the learner stays
+    in this process, the driver, on run.device."""
+    address: str | None = None
+    """Ray cluster to join: "auto" (the cluster this machine belongs to) or
+    "ray://host:10001"; null = start Ray locally with this machine's cores."""
+    num_cpus_per_worker: float = 1.0
+    """CPUs Ray reserves for each rollout worker."""
+    worker_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each worker needs, to pin workers to some nodes
+    (e.g. {"rollout": 1} with `ray start --resources='{"rollout": 8}'` on CPU nodes)."""
+    max_worker_restarts: int = 3
+    """A worker that dies is replaced and its rollout collected again; this many
+    replacements in a row without a whole rollout in between stop the run."""
+
+    def __post_init__(self) -> None:
+        if self.num_cpus_per_worker <= 0:
+            raise ConfigError(f"ray.num_cpus_per_worker={self.num_cpus_per_worker} must be > 0")
+        if self.max_worker_restarts < 0:
+            raise ConfigError(
+                f"ray.max_worker_restarts={self.max_worker_restarts} must be >= 0"
+                " (0 stops the run at the first dead worker)"
+            )
+        if self.address is not None and not (
+            self.address in ("auto", "local")
+            or self.address.startswith("ray://")
+            or ":" in self.address
+        ):
+            raise ConfigError(
+                f"ray.address={self.address!r}: use 'auto', 'ray://host:port', 'host:port'"
+                " or null (start Ray on this machine)"
+            )
+        bad = {k: v for k, v in self.worker_resources.items() if not isinstance(v, int | float)}
+        if bad:
+            raise ConfigError(f"ray.worker_resources={bad}: each amount must be a number")
+
+
+@dataclass
 class TrainConfig:
     """A whole training run, every section typed and validated."""
 
@@ -134,6 +179,15 @@ class TrainConfig:
     """The swarm simulator's task (used with env.kind=swarm)."""
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     """MAPPO's knobs."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Rollout workers on a Ray cluster (swarm train --ray)."""
+
+    def __post_init__(self) -> None:
+        if self.ray.enabled and self.run.workers < 1:
+            raise ConfigError(
+                f"ray.enabled with run.workers={self.run.workers}: Ray runs the rollout"
+                " workers, so give run.workers >= 1 (--workers W)"
+            )
 
 
 def config_path(name_or_path: str) -> Path:
@@ -176,6 +230,8 @@ def resolved(cfg: TrainConfig) -> dict[str, Any]:
 BOOKKEEPING_KEYS = {
     "run": ("name", "checkpoint_every", "keep_checkpoints", "eval_episodes"),
 }
+# Whole sections that only say where a run executes.
+BOOKKEEPING_SECTIONS = ("ray",)
 
 
 def config_hash(cfg: TrainConfig) -> str:
@@ -190,6 +246,8 @@ def config_hash(cfg: TrainConfig) -> str:
     for section, keys in BOOKKEEPING_KEYS.items():
         for key in keys:
             data.get(section, {}).pop(key, None)
+    for section in BOOKKEEPING_SECTIONS:
+        data.pop(section, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -32,6 +32,7 @@ CSV_KEYS = [
     "losses/clipfrac",
     "losses/explained_variance",
     "losses/behaviour_weight",
+    "charts/worker_restarts",  # Ray workers replaced so far (swarm train --ray); empty otherwise
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import math
 import random
 import signal
@@ -44,7 +45,7 @@ from mappo_training.rollout import (
 )
 from mappo_training.sim.config import SimConfig
 from mappo_training.sim.episodes import summarize
-from mappo_training.vec_env import WorkerPool
+from mappo_training.vec_env import RolloutPool, WorkerError, WorkerPool
 from swarm_contract.config import ConfigError
 
 RUNS_DIR = Path("runs")
@@ -78,13 +79,20 @@ def make_pettingzoo_env(factory: str, kwargs: dict, num_arenas: int, seed: int) 
 def make_env(
     cfg: TrainConfig, num_arenas: int | None = None, workers: int | None = None
 ) -> BatchedEnv:
-    """The training environment: in-process, or split over worker processes."""
+    """The training environment: in-process, split over worker processes, or
+    (ray.enabled) over Ray actors."""
     num_arenas = cfg.run.num_arenas if num_arenas is None else num_arenas
     workers = cfg.run.workers if workers is None else workers
     if cfg.env.kind == "swarm":
         factory, kw = make_swarm_env, {"sim": cfg.sim}
     else:
         factory, kw = make_pettingzoo_env, {"factory": cfg.env.factory, "kwargs": cfg.env.kwargs}
+    if cfg.ray.enabled:
+        from mappo_training.ray_pool import RayWorkerPool  # imports Ray: only for --ray
+
+        return RayWorkerPool(
+            factory, workers, num_arenas // workers, cfg.run.seed, ray_cfg=cfg.ray, **kw
+        )
     if workers <= 1 or num_arenas % workers:
         return factory(num_arenas=num_arenas, seed=cfg.run.seed, **kw)
     return WorkerPool(factory, workers, num_arenas // workers, cfg.run.seed, **kw)
@@ -268,9 +276,10 @@ class Trainer:
         ]
         # A collected rollout whose update has not run yet (overlap only).
         self.pending: Rollout | None = None
-        # Simulator workers act for their own arenas (rollout.remote_rollout),
-        # each drawing its action noise from its own RNG, whose state lives here.
-        self._workers = self.env if isinstance(self.env, WorkerPool) else None
+        # Simulator workers (local processes or Ray actors) act for their own
+        # arenas (rollout.remote_rollout), each drawing its action noise from
+        # its own RNG, whose state lives here.
+        self._workers = self.env if isinstance(self.env, RolloutPool) else None
         self._worker_rngs: list[np.ndarray] = []
         if self._workers is not None:
             self._acting_spec = ActingSpec(
@@ -421,7 +430,7 @@ class Trainer:
         )
         return rollout
 
-    def start_remote_collect(self, workers: WorkerPool, *, stale: bool) -> None:
+    def start_remote_collect(self, workers: RolloutPool, *, stale: bool) -> None:
         """Each simulator worker starts a rollout of its arenas with the actors
         as they are now (their weights travel by value)."""
         weights = actor_weights(self.learner)
@@ -441,7 +450,7 @@ class Trainer:
         ]
         workers.start_rollouts(requests)
 
-    def finish_remote_collect(self, workers: WorkerPool, rollout: Rollout) -> Rollout:
+    def finish_remote_collect(self, workers: RolloutPool, rollout: Rollout) -> Rollout:
         replies = workers.finish_rollouts()
         offsets = workers.arena_offsets
         rollout.load_parts([r["rollout"] for r in replies], offsets)
@@ -493,6 +502,8 @@ class Trainer:
         self.wall_time += elapsed
         self._mid_update = False
         metrics["charts/SPS"] = self.steps_per_update / elapsed
+        if workers is not None:
+            metrics.update(workers.fault_metrics())
         return metrics
 
     def _divergence_report(self, err: FloatingPointError) -> str:
@@ -553,6 +564,8 @@ class Trainer:
         try:
             while self.update < self.num_updates and not self._stop_requested:
                 metrics = self.train_one_update()
+                for notice in self._workers.take_notices() if self._workers else []:
+                    bar.write(notice, file=sys.stderr)
                 row = {
                     **metrics,
                     **self.stats.summary(),
@@ -693,13 +706,20 @@ def start(cfg: TrainConfig, run_dir: Path, *, command: str = "", quiet: bool = F
     return Trainer(cfg, run_dir, quiet=quiet)
 
 
-def resume(run_dir: Path, *, quiet: bool = False) -> Trainer:
-    """Continue a run from its newest readable checkpoint."""
-    from swarm_contract.config import load_yaml
+def resume(run_dir: Path, *, quiet: bool = False, where: list[str] | None = None) -> Trainer:
+    """Continue a run from its newest readable checkpoint.
+
+    where: `ray.*` overrides (e.g. ray.enabled=true, ray.address=auto): a run
+    may continue on another cluster, or with or without Ray, since where it
+    runs is not part of what it learns; without them it runs as it did.
+    """
+    from swarm_contract.config import apply_overrides, load_yaml
 
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = validate(load_yaml(run_dir / "config.yaml"))
+    cfg = validate(apply_overrides(load_yaml(run_dir / "config.yaml"), where or []))
+    if cfg.ray.enabled:
+        _require_ray()
     # A save killed mid-write leaves only its temp file; the checkpoint before it is whole.
     ckpt.remove_partial_writes(run_dir / "checkpoints")
     ckpt.remove_partial_writes(run_dir)
@@ -749,6 +769,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", type=Path, help="continue the run in this folder")
     p.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where run folders go")
     p.add_argument("--device", help="learner device (cpu, cuda); overrides run.device")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="rollout workers (processes, or Ray actors with --ray); overrides run.workers",
+    )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="rollout workers as Ray actors, the learner here (needs the [ray] extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join: auto or ray://host:port (implies --ray;"
+        " default: start Ray on this machine with its cores)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--check",
@@ -761,20 +798,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
-            if args.overrides:
+            if args.overrides or getattr(args, "workers", None) is not None:
                 raise ConfigError(
                     "--resume continues a run with its own config: drop the overrides"
                 )
-            trainer = resume(args.resume, quiet=args.quiet)
+            trainer = resume(args.resume, quiet=args.quiet, where=_ray_overrides(args))
         else:
             overrides = list(args.overrides)
             if args.device:
                 overrides.append(f"run.device={args.device}")
+            if getattr(args, "workers", None) is not None:
+                overrides.append(f"run.workers={args.workers}")
+            overrides += _ray_overrides(args)
             cfg = load_train_config(args.config, overrides)
             if args.check:
                 print(yaml.safe_dump(resolved(cfg), sort_keys=False), end="")
                 return 0
             check_device(cfg.run.device)
+            if cfg.ray.enabled:
+                _require_ray()
             run_dir = new_run_dir(cfg, args.config, args.runs_dir)
             command = "swarm train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
             trainer = start(cfg, run_dir, command=command, quiet=args.quiet)
@@ -786,7 +828,7 @@ def run(args: argparse.Namespace) -> int:
     with trainer:
         try:
             trainer.run()
-        except (TrainingDiverged, ckpt.CheckpointError) as err:
+        except (TrainingDiverged, ckpt.CheckpointError, WorkerError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
     frames = (
@@ -805,6 +847,21 @@ def run(args: argparse.Namespace) -> int:
         print_report(report)
         (trainer.run_dir / "eval.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
     return 130 if trainer._stop_requested else 0
+
+
+def _ray_overrides(args: argparse.Namespace) -> list[str]:
+    """--ray / --ray-address as ray.* config overrides."""
+    address = getattr(args, "ray_address", None)
+    if not (getattr(args, "ray", False) or address):
+        return []
+    return ["ray.enabled=true"] + ([f"ray.address={json.dumps(address)}"] if address else [])
+
+
+def _require_ray() -> None:
+    """Fail before any run folder is made when Ray is missing (one line, naming the extra)."""
+    from mappo_training.ray_pool import require_ray
+
+    require_ray()
 
 
 def check_device(device: str) -> None:

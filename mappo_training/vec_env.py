@@ -29,7 +29,7 @@ def _worker(conn, make_env, kwargs) -> None:
     acting: dict = {}  # the worker's actor copy, built on the first rollout request
     try:
         env = make_env(**kwargs)
-        conn.send(("ready", _describe(env)))
+        conn.send(("ready", describe(env)))
         while True:
             cmd, arg = conn.recv()
             if cmd == "step":
@@ -58,7 +58,8 @@ def _worker(conn, make_env, kwargs) -> None:
         conn.close()
 
 
-def _describe(env: BatchedEnv) -> dict[str, Any]:
+def describe(env: BatchedEnv) -> dict[str, Any]:
+    """What a pool needs to know of a worker's env (picklable)."""
     return {
         "num_arenas": env.num_arenas,
         "num_robots": env.num_robots,
@@ -76,7 +77,77 @@ class WorkerError(RuntimeError):
     """A simulator worker failed; the message carries its traceback."""
 
 
-class WorkerPool:
+class RolloutPool:
+    """What the Trainer needs of simulator workers that collect whole rollouts:
+    the arena split, and `start_rollouts` / `finish_rollouts` / `snapshot` /
+    `restore` in subclasses (WorkerPool here, ray_pool.RayWorkerPool on a Ray
+    cluster). The Trainer picks a pool and never branches on which."""
+
+    _split: list[int]
+    _offsets: list[int]
+
+    def _adopt(self, infos: list[dict[str, Any]]) -> None:
+        """Take the shape of the env from the workers' `describe` replies."""
+        first = infos[0]
+        self.num_robots: int = first["num_robots"]
+        self.obs_dims: list[int] = first["obs_dims"]
+        self.obs_dim: int = first["obs_dim"]
+        self.action_specs: list[ActionSpec] = first["action_specs"]
+        self.action_dim: int = first["action_dim"]
+        self.state_dim: int = first["state_dim"]
+        self.contract: Contract | None = first["contract"]
+        # Every worker's env is built the same way: the first one speaks for all.
+        self.supports_snapshot: bool = first["supports_snapshot"]
+        self._split = [i["num_arenas"] for i in infos]
+        self.num_arenas = sum(self._split)
+        self._offsets = np.cumsum([0] + self._split[:-1]).tolist()
+
+    @property
+    def num_workers(self) -> int:
+        return len(self._split)
+
+    @property
+    def arena_offsets(self) -> list[int]:
+        """Index of each worker's first arena in the pool's arena axis."""
+        return list(self._offsets)
+
+    def split(self, arrays: np.ndarray) -> list[np.ndarray]:
+        """An (K, ...) array cut into each worker's arenas."""
+        return np.split(np.asarray(arrays), np.cumsum(self._split)[:-1], axis=0)
+
+    def worker_seeds(self, seed: int | None) -> list[int | None]:
+        """Each worker's share of a pool seed (None stays None)."""
+        return [
+            None if seed is None else seed + w * WORKER_SEED_STRIDE for w in range(self.num_workers)
+        ]
+
+    def merge_steps(self, parts: list[tuple]) -> tuple:
+        """The workers' `step` replies as one step of the pool's K arenas."""
+        obs, state, reward, terminated, truncated = (
+            np.concatenate([p[i] for p in parts], axis=0) for i in range(5)
+        )
+        info: dict[str, Any] = {}
+        for key in parts[0][5]:
+            if key == "episodes":
+                info[key] = [
+                    dict(ep, arena=ep["arena"] + offset)
+                    for p, offset in zip(parts, self._offsets, strict=True)
+                    for ep in p[5][key]
+                ]
+            else:
+                info[key] = np.concatenate([p[5][key] for p in parts], axis=0)
+        return obs, state, reward, terminated, truncated, info
+
+    def fault_metrics(self) -> dict[str, float]:
+        """Progress-log columns about worker faults (none for local processes)."""
+        return {}
+
+    def take_notices(self) -> list[str]:
+        """Lines for the user about workers replaced since the last call."""
+        return []
+
+
+class WorkerPool(RolloutPool):
     """K arenas across W processes: one `BatchedEnv` made of the workers' envs."""
 
     def __init__(self, make_env, num_workers: int, arenas_per_worker: int, seed: int, **kw):
@@ -91,20 +162,7 @@ class WorkerPool:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        infos = [self._receive(c) for c in self._conns]
-        first = infos[0]
-        self.num_robots: int = first["num_robots"]
-        self.obs_dims: list[int] = first["obs_dims"]
-        self.obs_dim: int = first["obs_dim"]
-        self.action_specs: list[ActionSpec] = first["action_specs"]
-        self.action_dim: int = first["action_dim"]
-        self.state_dim: int = first["state_dim"]
-        self.contract: Contract | None = first["contract"]
-        # Every worker's env is built the same way: the first one speaks for all.
-        self.supports_snapshot: bool = first["supports_snapshot"]
-        self._split = [i["num_arenas"] for i in infos]
-        self.num_arenas = sum(self._split)
-        self._offsets = np.cumsum([0] + self._split[:-1]).tolist()
+        self._adopt([self._receive(c) for c in self._conns])
 
     def _receive(self, conn):
         try:
@@ -121,41 +179,11 @@ class WorkerPool:
         return [self._receive(c) for c in self._conns]
 
     def reset(self, seed: int | None = None):
-        seeds = [
-            None if seed is None else seed + w * WORKER_SEED_STRIDE for w in range(len(self._conns))
-        ]
-        parts = self._all("reset", seeds)
+        parts = self._all("reset", self.worker_seeds(seed))
         return tuple(np.concatenate(x, axis=0) for x in zip(*parts, strict=True))
 
     def step(self, actions: np.ndarray):
-        parts = self._all("step", self.split(actions))
-        obs, state, reward, terminated, truncated = (
-            np.concatenate([p[i] for p in parts], axis=0) for i in range(5)
-        )
-        info: dict[str, Any] = {}
-        for key in parts[0][5]:
-            if key == "episodes":
-                info[key] = [
-                    dict(ep, arena=ep["arena"] + offset)
-                    for p, offset in zip(parts, self._offsets, strict=True)
-                    for ep in p[5][key]
-                ]
-            else:
-                info[key] = np.concatenate([p[5][key] for p in parts], axis=0)
-        return obs, state, reward, terminated, truncated, info
-
-    @property
-    def num_workers(self) -> int:
-        return len(self._conns)
-
-    @property
-    def arena_offsets(self) -> list[int]:
-        """Index of each worker's first arena in the pool's arena axis."""
-        return list(self._offsets)
-
-    def split(self, arrays: np.ndarray) -> list[np.ndarray]:
-        """An (K, ...) array cut into each worker's arenas."""
-        return np.split(np.asarray(arrays), np.cumsum(self._split)[:-1], axis=0)
+        return self.merge_steps(self._all("step", self.split(actions)))
 
     def start_rollouts(self, requests: list[dict]) -> None:
         """Every worker starts collecting a rollout of its arenas (see
