@@ -48,7 +48,7 @@ def state_dim_of(cfg: SimConfig, obs_dim: int) -> int:
 
 
 class BatchedSwarmEnv:
-    """K independent arenas of the swarm navigation task in one PyBullet client."""
+    """K independent arenas of the swarm navigation task, simulated in one process."""
 
     action_dim = 2
     supports_snapshot = True

@@ -88,3 +88,15 @@ def test_bench_sim_prints_both_rates_and_a_json_line(capsys):
     assert result["env_steps_per_s"] > 0 and result["floor_steps_per_s"] > 0
     assert result["ratio"] == round(result["env_steps_per_s"] / result["floor_steps_per_s"], 3)
     assert any("floor" in line for line in lines[:-1])
+
+
+def test_bench_sim_puts_several_arena_counts_side_by_side(capsys):
+    args = ["bench", "sim", "--arenas", "1,3", "--robots", "2", "--steps", "5", "--rounds", "1"]
+    assert main([*args, "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert set(result) == {"env_steps_per_s", "floor_steps_per_s", "ratio", "env_wall_steps_per_s"}
+    for rates in result.values():
+        assert set(rates) == {"1", "3"} and all(v > 0 for v in rates.values())
+    rows = [line.split() for line in lines if line.split() and line.split()[0] in ("1", "3")]
+    assert [row[0] for row in rows] == ["1", "3"], "one table row per arena count"

@@ -205,8 +205,45 @@ def test_snapshot_and_restore_continue_identically(make_world):
 def test_scans_larger_than_one_pybullet_batch_are_complete():
     from mappo_training.sim import World
 
-    # 20 arenas x 4 robots x 360 rays = 28,800 rays: two rayTestBatch calls.
+    # 20 arenas x 4 robots x 360 rays = 28,800 rays, more than one rayTestBatch
+    # takes, in two PyBullet clients (16 arenas and 4).
     with World(num_arenas=20, num_robots=4, arena_size=4.0) as world:
         ranges = world.scan(360)
     assert ranges.shape == (20, 4, 360)
     assert np.isfinite(ranges).any(axis=-1).all(), "every robot sees the arena walls"
+
+
+def test_arenas_beyond_one_pybullet_client_see_the_same_as_the_first():
+    from mappo_training.sim.world import ARENAS_PER_CLIENT
+
+    # Arena 0 and the last arena live in different PyBullet clients; with the
+    # same layout (a robot, a second robot and a box) their scans agree (to the
+    # rounding of their different places on the grid), also after both arenas'
+    # robots move, and a partial scan keeps its order.
+    box = Obstacle("box", x=1.0, y=-0.8, half_x=0.2, half_y=0.3, yaw=0.4)
+    same = layout([[0.0, 0.0, 0.3], [0.0, 1.0, -1.0]], obstacles=[box], arena_size=4.0)
+    last = ARENAS_PER_CLIENT
+    with World(last + 1, 2, 4.0, PROFILE) as world:
+        assert len(world.clients) == 2
+        for arena in (0, last):
+            world.set_layout(arena, same)
+        world.set_twists(np.tile([[0.1, 0.5], [0.15, -0.2]], (last + 1, 1, 1)))
+        for _ in range(5):
+            world.advance()
+        ranges = world.scan(72)
+        assert np.isfinite(ranges[last]).any()
+        np.testing.assert_allclose(ranges[last], ranges[0], rtol=0, atol=1e-9)
+        partial = world.scan(72, arenas=np.array([last, 0]))
+        assert np.array_equal(partial, ranges[[last, 0]])
+
+
+def test_a_world_of_many_arenas_opens_a_bounded_number_of_pybullet_clients(monkeypatch):
+    from mappo_training.sim import world as world_module
+
+    # PyBullet allows 1024 clients per process; past MAX_CLIENTS * 16 arenas a
+    # world packs more arenas into each client instead of opening more.
+    monkeypatch.setattr(world_module, "MAX_CLIENTS", 2)
+    with World(40, 1, 4.0, PROFILE) as world:
+        assert len(world.clients) == 2
+        world.set_layout(39, layout([[0.5, 0.0, 0.0]], arena_size=4.0))
+        assert world.scan(72)[39, 0, 36] == pytest.approx(1.5, abs=2e-3)
