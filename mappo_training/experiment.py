@@ -38,7 +38,7 @@ class RunConfig:
     total_steps: int = 2_000_000
     """Budget in robot-steps (arena steps x robots per arena)."""
     num_arenas: int = 16
-    """Arenas simulated side by side (all in one physics client per worker)."""
+    """Arenas simulated side by side (in PyBullet clients of 16 arenas, per worker)."""
     rollout_steps: int = 128
     """Control steps per arena between two updates."""
     workers: int = 2
