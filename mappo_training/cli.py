@@ -20,6 +20,7 @@ COMMANDS = [
     ("train", "mappo_training.train", "train a swarm policy with MAPPO"),
     ("eval", "mappo_training.evaluate", "score a run, checkpoint or exported model"),
     ("export", "mappo_training.export", "export each robot's actor to ONNX"),
+    ("ablate", "mappo_training.ablate", "what each MAPPO trick is worth: variants x seeds"),
     ("demo", "swarm_ops.demo", "the main job: a short simulated swarm run with pictures"),
     (
         "deploy",
@@ -37,6 +38,7 @@ BENCHMARKS = [
     ("train", "mappo_training.benchmarks.train", "training throughput vs env-only throughput"),
     ("update", "mappo_training.benchmarks.update", "one PPO update: CPU vs --device (cuda)"),
     ("policy", "mappo_training.benchmarks.policy", "single-observation latency, ORT vs torch"),
+    ("pettingzoo", "mappo_training.benchmarks.pettingzoo", "a PettingZoo run vs random, scripted"),
     ("node", "swarm_ops.benchmarks.node", "scan->cmd_vel latency through DDS, swap ticks"),
     ("deploy", "swarm_ops.benchmarks.deploy", "closed loop over ROS 2 vs swarm eval"),
 ]
