@@ -44,6 +44,18 @@ def require_ray():
     return ray
 
 
+def writable(tree: Any) -> Any:
+    """`tree` with every read-only array (how the object store hands arrays
+    over: views of shared memory) copied, so torch may take them as they are."""
+    if isinstance(tree, np.ndarray):
+        return tree if tree.flags.writeable else tree.copy()
+    if isinstance(tree, dict):
+        return {k: writable(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(writable(v) for v in tree)
+    return tree
+
+
 class RolloutWorker:
     """One Ray actor: a batch of arenas and a CPU copy of the actors."""
 
@@ -60,7 +72,7 @@ class RolloutWorker:
         # Arrays from the object store are read-only views of shared memory;
         # torch wants its own (the weights and the RNG state are small).
         weights = {k: np.array(v) for k, v in weights.items()}
-        request = dict(request, actors=weights, rng=np.array(request["rng"]))
+        request = dict(writable(request), actors=weights)
         reply = remote_rollout(self.env, self.acting, request)
         # Where the next rollout starts: a replacement restores it to collect that one again.
         reply["snapshot"] = self._snapshot()
@@ -156,6 +168,13 @@ class RayWorkerPool(RolloutPool):
         try:
             return self._get(refs)
         except self._lost as err:
+            if doing == "starting":
+                # Nothing trained yet, so no checkpoint to point at.
+                raise WorkerError(
+                    f"a rollout worker died while starting ({_reason(err)}): check that"
+                    " every Ray node has this project and the env's packages installed,"
+                    " and enough memory for its arenas"
+                ) from err
             raise WorkerError(
                 f"a rollout worker died while {doing} ({_reason(err)}); the last checkpoint"
                 " is intact: continue the run with `swarm train --resume <run>`"
@@ -230,7 +249,7 @@ class RayWorkerPool(RolloutPool):
                 reply = self._get([ref])[0]
             except self._lost as err:
                 reply = self._recollect(w, err)
-            replies.append(reply)
+            replies.append(writable(reply))
         self._in_flight = []
         self._weights_ref = None
         self._restarts_in_a_row = 0

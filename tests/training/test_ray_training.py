@@ -1,16 +1,21 @@
 """`swarm train --ray`: rollout workers as Ray actors, the learner on the driver.
 
-Every test here shares one local Ray (2 CPUs) started once for the module.
+Every test here shares one local Ray (2 CPUs) started once for the module; its
+workers can import this folder's modules (EchoGame below), as a cluster's
+nodes must import a run's env factory.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="needs torch: pip install -e '.[train]'")
@@ -19,11 +24,13 @@ pytest.importorskip("ray", reason="needs Ray: pip install -e '.[ray]'")
 
 import ray
 import torch
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
 
 from mappo_training import checkpoint as ckpt
 from mappo_training import train
 from mappo_training.cli import main as swarm
-from mappo_training.experiment import config_hash, load_train_config
+from mappo_training.experiment import config_hash, load_train_config, validate
 from mappo_training.ray_pool import RayWorkerPool
 from mappo_training.train import make_swarm_env, resume, start
 from mappo_training.vec_env import WorkerError, WorkerPool
@@ -59,9 +66,108 @@ def progress_rows(run_dir) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    path = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, path))}},
+    )
     yield ray
     ray.shutdown()
+
+
+class EchoGame(ParallelEnv):
+    """Two agents each see a sign, new every step, and score -|action - sign|
+    (team mean): random play loses about 4 an episode, saying it back almost 0."""
+
+    metadata = {"name": "echo_v0"}
+
+    def __init__(self, max_cycles: int = 4):
+        self.possible_agents = ["left", "right"]
+        self.max_cycles = max_cycles
+        self.state_space = spaces.Box(-1, 1, (2,), np.float32)
+        self._rng = np.random.default_rng(0)
+
+    def observation_space(self, agent):
+        return spaces.Box(-1, 1, (2,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Box(-1, 1, (1,), np.float32)
+
+    def state(self):
+        return self._signs.astype(np.float32)
+
+    def _observe(self):
+        progress = self._t / self.max_cycles
+        return {
+            agent: np.array([sign, progress], np.float32)
+            for agent, sign in zip(self.possible_agents, self._signs, strict=True)
+        }
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self._t = 0
+        self._signs = self._rng.choice([-1.0, 1.0], size=2)
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        misses = [
+            abs(float(actions[agent][0]) - sign)
+            for agent, sign in zip(self.possible_agents, self._signs, strict=True)
+        ]
+        reward = -float(np.mean(misses))
+        self._t += 1
+        self._signs = self._rng.choice([-1.0, 1.0], size=2)
+        done = self._t >= self.max_cycles
+        obs = self._observe()
+        if done:
+            self.agents = []
+        agents = self.possible_agents
+        return (
+            obs,
+            {a: reward for a in agents},
+            {a: False for a in agents},
+            {a: done for a in agents},
+            {a: {} for a in agents},
+        )
+
+
+def echo_config(updates: int):
+    # 8 copies x 2 agents x 16 steps = 256 robot-steps per update.
+    return validate(
+        {
+            "run": {
+                "total_steps": 256 * updates,
+                "num_arenas": 8,
+                "rollout_steps": 16,
+                "workers": 2,
+                "eval_episodes": 0,
+                "checkpoint_every": 1000,
+                "seed": 3,
+            },
+            "env": {"kind": "pettingzoo", "factory": f"{__name__}:EchoGame"},
+            "algo": {"epochs": 4, "actor_lr": 3e-3, "critic_lr": 3e-3},
+            "ray": {"enabled": True},
+        }
+    )
+
+
+def test_two_ray_workers_train_a_tiny_task_and_its_return_improves(local_ray, tmp_path):
+    with start(echo_config(updates=5), tmp_path, quiet=True) as trainer:
+        assert isinstance(trainer.env, RayWorkerPool) and trainer.env.num_workers == 2
+        returns = []
+        while trainer.update < trainer.num_updates:
+            trainer.train_one_update()
+            summary = trainer.stats.summary()  # empty after the last: it starts no rollout
+            if summary:
+                returns.append(summary["charts/episodic_return"])
+            trainer.stats.clear()
+    assert len(returns) == 4
+    # Random play scores about -4; four updates on Ray win back more than 1 of it.
+    assert np.mean(returns[-2:]) > returns[0] + 1.0, returns
 
 
 def test_one_ray_worker_learns_the_first_update_exactly_as_one_local_worker(
@@ -206,3 +312,11 @@ def test_default_training_never_imports_ray():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_bench_train_on_ray_names_worker_counts_it_cannot_compare(capsys):
+    code = swarm(["bench", "train", "--ray", "--workers", "1,3", *TINY])
+    assert code == 2
+    assert "run.num_arenas=2 must be divisible by run.workers=3" in capsys.readouterr().err
+    assert swarm(["bench", "train", "--workers", "1,2", *TINY]) == 2
+    assert "worker counts are compared with --ray" in capsys.readouterr().err
