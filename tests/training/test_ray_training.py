@@ -36,6 +36,11 @@ from mappo_training.train import make_swarm_env, resume, start
 from mappo_training.vec_env import WorkerError, WorkerPool
 from swarm_contract.config import ConfigError
 
+# Idle, each test takes under 10 s; with both cores held by other work
+# (two `yes` processes, 2026-12-01) Ray's actor start-ups stretched them to
+# 100-180 s, too near the suite's 300 s default, so these get more room.
+pytestmark = pytest.mark.timeout(900)
+
 # 2 arenas x 2 robots x 8 steps = 32 robot-steps per update.
 TINY = [
     "run.num_arenas=2",
