@@ -105,6 +105,17 @@ class AlgoConfig:
     critic_input: Literal["state", "local"] = "state"
     """`state`: the centralised critic sees the global state (MAPPO);
     `local`: it sees the robot's own observation (IPPO, for comparison)."""
+    critic: Literal["mlp", "attention"] = "mlp"
+    """`mlp`: one MLP over the whole state (its width fixes the robot count);
+    `attention`: the state read as the robot's own observation plus one row
+    per robot slot (sim.state_mode=relative), each row embedded by one shared
+    layer and pooled by attention from the own observation, masked to the
+    robots present: the value does not depend on the order of the robots,
+    and one critic serves every team size up to the slots (MAPPO.md §10.4)."""
+    critic_slot_features: int = 11
+    """Width of one robot slot's row in the state, for critic=attention
+    (the swarm env's RELATIVE_FEATURES); the last two of a row must be the
+    present and is-self flags."""
 
     def __post_init__(self) -> None:
         def bad(key: str, valid: str) -> ConfigError:
@@ -142,3 +153,11 @@ class AlgoConfig:
             raise bad("agent_id", f"choose one of {list(AGENT_ID_CHOICES)}")
         if self.critic_input not in CRITIC_INPUT_CHOICES:
             raise bad("critic_input", f"choose one of {list(CRITIC_INPUT_CHOICES)}")
+        if self.critic not in ("mlp", "attention"):
+            raise bad("critic", "choose 'mlp' or 'attention'")
+        if self.critic == "attention" and (self.critic_input != "state" or self.agent_id != "none"):
+            raise bad(
+                "critic",
+                "attention reads the state of every robot slot without an index:"
+                " it needs critic_input=state and agent_id=none",
+            )

@@ -38,7 +38,13 @@ from mappo_training.algo.losses import (
     masked_mean,
     value_loss,
 )
-from mappo_training.algo.networks import Actor, Critic, GaussianActor, build_actor
+from mappo_training.algo.networks import (
+    Actor,
+    AttentionCritic,
+    Critic,
+    GaussianActor,
+    build_actor,
+)
 from mappo_training.algo.value_norm import ValueNormalizer
 
 STATE_FORMAT = "mappo-learner/1"
@@ -147,9 +153,7 @@ class MAPPOLearner:
                 )
                 for slot in self.slots
             ).to(self.device)
-            self.critic = Critic(
-                critic_in, cfg.hidden_sizes, layer_norm=cfg.layer_norm, ortho=cfg.ortho_init
-            ).to(self.device)
+            self.critic = self._build_critic(critic_in).to(self.device)
         self.actor_optimizers = [
             torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps)
             for actor in self.actors
@@ -572,6 +576,26 @@ class MAPPOLearner:
         _restore_generator(self._sample_rng, state["rng"]["sample"].cpu())
         self._shuffle_rng.set_state(state["rng"]["shuffle"].cpu())
         self.set_progress(state["progress"])
+
+    def _build_critic(self, in_dim: int) -> nn.Module:
+        cfg = self.cfg
+        if cfg.critic == "mlp":
+            return Critic(in_dim, cfg.hidden_sizes, layer_norm=cfg.layer_norm, ortho=cfg.ortho_init)
+        slots, rest = divmod(in_dim - self.obs_dim, cfg.critic_slot_features)
+        if slots < 1 or rest:
+            raise ValueError(
+                f"algo.critic=attention: a state of width {in_dim} is not the observation"
+                f" ({self.obs_dim}) plus whole robot slots of critic_slot_features="
+                f"{cfg.critic_slot_features}; use sim.state_mode=relative"
+            )
+        return AttentionCritic(
+            self.obs_dim,
+            slots,
+            cfg.critic_slot_features,
+            cfg.hidden_sizes,
+            layer_norm=cfg.layer_norm,
+            ortho=cfg.ortho_init,
+        )
 
     def _layout(self) -> dict[str, Any]:
         return {

@@ -187,3 +187,55 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.trunk(x)).squeeze(-1)
+
+
+class AttentionCritic(nn.Module):
+    """V(own observation, robot slots) that no order or count of robots changes.
+
+    The input row is [own observation (obs_dim), slot 1 (F), ..., slot S (F)],
+    each slot one robot seen from this one, its last two features the present
+    and is-self flags. The own observation goes through an MLP trunk; each
+    slot through one shared Linear + LayerNorm + ReLU; the trunk's output asks
+    (multi-head attention) which slots matter, over present slots only; the
+    value head reads the trunk's output and the attended slots. Permuting the
+    slots permutes nothing the head sees, and absent slots are never attended.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        slots: int,
+        slot_features: int,
+        hidden_sizes: list[int],
+        *,
+        layer_norm: bool = True,
+        ortho: bool = True,
+        heads: int = 4,
+    ) -> None:
+        super().__init__()
+        self.in_dim = obs_dim + slots * slot_features
+        self.obs_dim, self.slots, self.slot_features = obs_dim, slots, slot_features
+        width = hidden_sizes[-1]
+        if width % heads:
+            heads = 1
+        self.own = mlp_trunk(obs_dim, hidden_sizes, layer_norm, ortho)
+        self.embed = mlp_trunk(slot_features, [width], layer_norm, ortho)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.head = nn.Sequential(
+            mlp_trunk(2 * width, [width], layer_norm, ortho),
+            layer_init(nn.Linear(width, 1), 1.0, ortho),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
+        own = self.own(x[:, : self.obs_dim])
+        rows = x[:, self.obs_dim :].reshape(-1, self.slots, self.slot_features)
+        # A robot always attends at least to itself, so no row is all masked.
+        attend = (rows[..., -2] > 0.5) | (rows[..., -1] > 0.5)
+        keys = self.embed(rows)
+        pooled, _ = self.attention(
+            own[:, None, :], keys, keys, key_padding_mask=~attend, need_weights=False
+        )
+        value = self.head(torch.cat([own, pooled[:, 0]], dim=-1))
+        return value.reshape(lead)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mappo_training.sim.curriculum import CurriculumConfig, all_variant_configs, check_overrides
 from mappo_training.sim.geometry import MIN_OBSTACLE_SIZE, Obstacle
 from swarm_contract import robot_io
 from swarm_contract.config import from_dict, load_yaml
 
 Scenario = Literal["random", "circle", "swap"]
-StateMode = Literal["global", "agent_specific"]
+StateMode = Literal["global", "agent_specific", "relative"]
 
 
 def _require(ok: bool, message: str) -> None:
@@ -156,13 +157,28 @@ class SimConfig:
     """End the episode on the first collision (otherwise robots are blocked and go on)."""
     state_mode: StateMode = "global"
     """Critic state: global (poses, velocities, goals, arrived flags of all robots),
-    or agent_specific (own observation + global state + one-hot robot index)."""
+    agent_specific (own observation + global state + one-hot robot index), or
+    relative (own observation + every robot slot's features seen from this robot,
+    with present and self flags: no index, so an order-invariant critic such as
+    algo.critic=attention serves every team size; see env.RELATIVE_FEATURES)."""
+    team_sizes: list[int] | None = None
+    """Team sizes an episode draws from (uniformly), each at most num_robots,
+    which is then the robot slots per arena: smaller teams leave slots absent
+    and masked. None: every episode has num_robots robots."""
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    """Episode variants: each a mapping of sim overrides (scenario, num_obstacles,
+    layout, team_sizes, ...); every episode draws one uniformly. Empty: every
+    episode uses this config. Keys that fix shapes are refused (curriculum.SHAPE_KEYS)."""
+    curriculum: CurriculumConfig | None = None
+    """Stages of overrides with promotion on success (curriculum.py). None: off."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Team reward weights."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reward, dict):
             self.reward = from_dict(RewardConfig, self.reward, "reward")
+        if isinstance(self.curriculum, dict):
+            self.curriculum = from_dict(CurriculumConfig, self.curriculum, "curriculum")
         self.obstacles = [
             from_dict(Obstacle, o, f"obstacles[{i}]") if isinstance(o, dict) else o
             for i, o in enumerate(self.obstacles)
@@ -177,9 +193,27 @@ class SimConfig:
             f"scenario={self.scenario!r}: must be one of 'random', 'circle', 'swap'",
         )
         _require(
-            self.state_mode in ("global", "agent_specific"),
-            f"state_mode={self.state_mode!r}: must be 'global' or 'agent_specific'",
+            self.state_mode in ("global", "agent_specific", "relative"),
+            f"state_mode={self.state_mode!r}: must be 'global', 'agent_specific' or 'relative'",
         )
+        if self.team_sizes is not None:
+            sizes = self.team_sizes
+            _require(
+                isinstance(sizes, list)
+                and sizes
+                and all(isinstance(n, int) and 1 <= n <= self.num_robots for n in sizes),
+                f"team_sizes={sizes!r}: must be a non-empty list of integers from 1 to"
+                f" num_robots={self.num_robots} (num_robots is the robot slots per arena:"
+                " raise it to the largest team)",
+            )
+        for i, overrides in enumerate(self.variants):
+            _require(
+                isinstance(overrides, dict) and "variants" not in overrides,
+                f"variants[{i}]={overrides!r}: must be a mapping of sim keys (not variants)",
+            )
+            check_overrides(overrides, f"variants[{i}]")
+        if self.variants or self.curriculum:
+            all_variant_configs(self)  # each variant and stage must make a valid config
         _require(self.num_beams >= 1, f"num_beams={self.num_beams}: must be >= 1")
         _require(self.scan_stack >= 1, f"scan_stack={self.scan_stack}: must be >= 1")
         _require(

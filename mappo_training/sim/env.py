@@ -23,6 +23,7 @@ import numpy as np
 
 from mappo_training.batched_env import ActionSpec
 from mappo_training.sim.config import SimConfig, load_sim_config
+from mappo_training.sim.curriculum import EpisodePlan, all_variant_configs
 from mappo_training.sim.episodes import TIMEOUT, EpisodeRules, EpisodeTracker
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
@@ -39,10 +40,24 @@ from swarm_contract import robot_io
 GLOBAL_FEATURES_PER_ROBOT = 9
 """x, y, cos yaw, sin yaw, v, w, goal x, goal y, arrived."""
 
+RELATIVE_FEATURES = 11
+"""Per robot slot in the relative state, seen from the robot whose value it is:
+x, y of the other robot in this robot's frame (/ RELATIVE_SCALE), cos and sin
+of its heading relative to this robot's, its v and w (/ limits), its goal's
+x, y in this robot's frame (/ RELATIVE_SCALE), arrived, present, is-self.
+Absent slots are all zeros."""
+
+RELATIVE_SCALE = 4.0
+"""Metres per unit of the relative state's positions: fixed, so the state
+means the same in every arena size."""
+
 
 def state_dim_of(cfg: SimConfig, obs_dim: int) -> int:
     """Width of the critic's input: every robot's global features, plus (in
-    agent_specific mode) the robot's own observation and a one-hot of its index."""
+    agent_specific mode) the robot's own observation and a one-hot of its index;
+    in relative mode the own observation and every slot's relative features."""
+    if cfg.state_mode == "relative":
+        return obs_dim + RELATIVE_FEATURES * cfg.num_robots
     extra = obs_dim + cfg.num_robots if cfg.state_mode == "agent_specific" else 0
     return GLOBAL_FEATURES_PER_ROBOT * cfg.num_robots + extra
 
@@ -68,8 +83,13 @@ class BatchedSwarmEnv:
         self.contract = cfg.contract(self.profile)
         self.num_arenas = num_arenas
         self.num_robots = cfg.num_robots
-        self.arena_size = fitted_arena_size(cfg, self.profile)
-        """Side of the arenas in metres: cfg.arena_size, or larger when the robots need it."""
+        self.arena_size = max(
+            fitted_arena_size(variant, self.profile) for variant in all_variant_configs(cfg)
+        )
+        """Side of the arenas in metres: cfg.arena_size, or larger when the robots
+        of any episode variant need it."""
+        self.plan = EpisodePlan(cfg)
+        """Draws each episode's variant and team size; runs the curriculum."""
         self.max_steps = default_max_steps(
             cfg, self.arena_size, self.profile.max_linear, self.profile.control_period
         )
@@ -140,7 +160,8 @@ class BatchedSwarmEnv:
 
     def _start_episode(self, arena: int, layout: ArenaLayout | None) -> None:
         if layout is None:
-            layout = draw_layout(self._rngs[arena], self.cfg, self.arena_size, self.profile.radius)
+            rng = self._rngs[arena]
+            layout = draw_layout(rng, self.plan.draw(rng), self.arena_size, self.profile.radius)
         self.world.set_layout(arena, layout)
         self.episodes.start(arena, layout)
 
@@ -168,7 +189,7 @@ class BatchedSwarmEnv:
             raise ValueError(f"actions have shape {actions.shape}, expected {expected}")
         world = self.world
         episodes = self.episodes
-        driving = ~episodes.arrived
+        driving = episodes.driving
         twists = robot_io.action_to_twist(
             actions, self.contract.max_linear, self.contract.max_angular
         )
@@ -203,6 +224,7 @@ class BatchedSwarmEnv:
             gap,
             wrong_side,
             reversing,
+            present=episodes.present,
         )
         episodes.add_rewards(rewards)
         reasons = episodes.end_reasons(collided)
@@ -228,7 +250,11 @@ class BatchedSwarmEnv:
         }
         ended = np.flatnonzero(terminated | truncated)
         if len(ended):
-            info["episodes"] = [{"arena": int(a), **episodes.summary(a)} for a in ended]
+            info["episodes"] = [
+                {"arena": int(a), "stage": self.plan.stage, **episodes.summary(a)} for a in ended
+            ]
+            for summary in info["episodes"]:
+                self.plan.record(summary["success"])
             for arena in ended:
                 self._start_episode(arena, None)
             self._fill_history(ended)
@@ -263,11 +289,49 @@ class BatchedSwarmEnv:
             ],
             axis=-1,
         ).astype(np.float32)
+        if self.cfg.state_mode == "relative":
+            return self._relative_state(obs, poses, velocities, goals)
         flat = features.reshape(self.num_arenas, 1, -1)
         repeated = np.repeat(flat, self.num_robots, axis=1)
         if self.cfg.state_mode == "global":
             return repeated
         return np.concatenate([obs, repeated, self._one_hot], axis=-1)
+
+    def _relative_state(
+        self, obs: np.ndarray, poses: np.ndarray, velocities: np.ndarray, goals: np.ndarray
+    ) -> np.ndarray:
+        """(K, N, obs_dim + N * RELATIVE_FEATURES): each robot's observation, then
+        every slot as this robot sees it (RELATIVE_FEATURES; absent slots zero)."""
+        k, n = self.num_arenas, self.num_robots
+        present = self.episodes.present
+        yaw = poses[..., 2]
+        cos, sin = np.cos(yaw)[:, :, None], np.sin(yaw)[:, :, None]  # (K, i, 1)
+
+        def in_frame(points: np.ndarray) -> np.ndarray:
+            # points (K, j, 2) -> (K, i, j, 2) in robot i's frame, / RELATIVE_SCALE
+            d = points[:, None, :, :] - poses[:, :, None, :2]
+            x = cos * d[..., 0] + sin * d[..., 1]
+            y = -sin * d[..., 0] + cos * d[..., 1]
+            return np.stack([x, y], axis=-1) / RELATIVE_SCALE
+
+        turn = yaw[:, None, :] - yaw[:, :, None]
+        own = np.broadcast_to
+        features = np.concatenate(
+            [
+                in_frame(poses[..., :2]),
+                np.cos(turn)[..., None],
+                np.sin(turn)[..., None],
+                own((velocities[..., :1] / self.contract.max_linear)[:, None], (k, n, n, 1)),
+                own((velocities[..., 1:] / self.contract.max_angular)[:, None], (k, n, n, 1)),
+                in_frame(goals),
+                own(self.episodes.arrived[:, None, :, None], (k, n, n, 1)),
+                own(present[:, None, :, None], (k, n, n, 1)),
+                own(np.eye(n, dtype=bool)[None, :, :, None], (k, n, n, 1)),
+            ],
+            axis=-1,
+        ).astype(np.float32)
+        features *= present[:, None, :, None]
+        return np.concatenate([obs, features.reshape(k, n, -1)], axis=-1)
 
     # -- what a recorder or bridge needs ------------------------------------- #
 
@@ -300,6 +364,7 @@ class BatchedSwarmEnv:
             "rngs": [rng.bit_generator.state for rng in self._rngs],
             "history": self._history.copy(),
             "episodes": self.episodes.snapshot(),
+            "plan": self.plan.snapshot(),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -313,6 +378,8 @@ class BatchedSwarmEnv:
             rng.bit_generator.state = state
         self._history = snapshot["history"].copy()
         self._ranges = self.world.scan(self.scan_rays)  # the world is deterministic
+        if "plan" in snapshot:
+            self.plan.restore(snapshot["plan"])
         if "episodes" in snapshot:
             self.episodes.restore(snapshot["episodes"])
         else:

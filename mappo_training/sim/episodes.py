@@ -91,6 +91,9 @@ class EpisodeTracker:
     """Robot-steps in contact with another robot."""
     static_collisions: np.ndarray = _per_arena(int)
     """Robot-steps in contact with a wall or an obstacle."""
+    present: np.ndarray = _per_robot(bool, unset=True)
+    """Robots taking part in the episode: a team smaller than the arena's
+    robot slots leaves the last slots out of every count and score."""
 
     @classmethod
     def for_arenas(cls, num_arenas: int, num_robots: int, rules: EpisodeRules) -> EpisodeTracker:
@@ -107,6 +110,11 @@ class EpisodeTracker:
         """(K, N) robots that have reached their goal this episode (they stay parked)."""
         return self.arrival_step >= 0
 
+    @property
+    def driving(self) -> np.ndarray:
+        """(K, N) robots of the episode still on their way (present, not arrived)."""
+        return self.present & (self.arrival_step < 0)
+
     # -- one episode's life ------------------------------------------------- #
 
     def start(self, arena: int, layout: ArenaLayout) -> None:
@@ -115,9 +123,11 @@ class EpisodeTracker:
             getattr(self, f.name)[arena] = f.metadata["unset"]
         goals = np.asarray(layout.goals, dtype=np.float64)
         starts = np.asarray(layout.starts, dtype=np.float64)
+        n = len(starts)
         distance = np.hypot(*(goals - starts[:, :2]).T)
-        self.start_distance[arena] = distance
-        self.distance[arena] = distance
+        self.present[arena] = np.arange(self.present.shape[1]) < n
+        self.start_distance[arena, :n] = distance
+        self.distance[arena, :n] = distance
 
     def record_step(
         self,
@@ -132,11 +142,12 @@ class EpisodeTracker:
         before, poses: (K, N, 3) x, y, yaw before and after the step; goals
         (K, N, 2); robot_hit, static_hit: (K, N) contacts during the step.
         """
-        driving = ~self.arrived
+        driving = self.driving
         distance = np.hypot(goals[..., 0] - poses[..., 0], goals[..., 1] - poses[..., 1])
+        distance = np.where(self.present, distance, 0.0)
         progress = (self.distance - distance) * driving
         self.distance = distance
-        moved = poses[..., :2] - before[..., :2]
+        moved = np.where(self.present[..., None], poses[..., :2] - before[..., :2], 0.0)
         self.path_length += np.hypot(moved[..., 0], moved[..., 1])
         forward = moved[..., 0] * np.cos(before[..., 2]) + moved[..., 1] * np.sin(before[..., 2])
         self.reverse_length += np.maximum(-forward, 0.0)
@@ -148,8 +159,10 @@ class EpisodeTracker:
         return StepRecord(arrived, progress)
 
     def add_rewards(self, rewards: np.ndarray) -> None:
-        """Add one step's (K, N) rewards; an episode's return is the team's (mean over robots)."""
-        self.team_return += rewards.mean(axis=-1)
+        """Add one step's (K, N) rewards; an episode's return is the team's
+        (mean over the robots taking part)."""
+        present = self.present
+        self.team_return += (rewards * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
 
     def end_reasons(self, collided: np.ndarray) -> np.ndarray:
         """(K,) why each arena's episode ends after the last step, ONGOING if it does not.
@@ -161,7 +174,7 @@ class EpisodeTracker:
         reasons[self.steps >= self.rules.max_steps] = TIMEOUT
         if self.rules.end_on_collision:
             reasons[collided.any(axis=-1)] = COLLISION
-        reasons[self.arrived.all(axis=-1)] = ALL_ARRIVED
+        reasons[~self.driving.any(axis=-1)] = ALL_ARRIVED
         return reasons
 
     def summary(self, arena: int) -> dict[str, Any]:
@@ -173,16 +186,18 @@ class EpisodeTracker:
         robots that arrived, NaN when none did; reverse_share: the share of the
         whole team's driving done backwards.
         """
-        arrived = self.arrived[arena]
+        present = self.present[arena]
+        arrived = self.arrived[arena][present]
         robot_collisions = int(self.robot_collisions[arena])
         static_collisions = int(self.static_collisions[arena])
         collisions = robot_collisions + static_collisions
-        path_length = self.path_length[arena]
+        path_length = self.path_length[arena][present]
         period = self.rules.control_period
         if arrived.any():
-            time_to_goal = float(self.arrival_step[arena][arrived].mean() * period)
+            time_to_goal = float(self.arrival_step[arena][present][arrived].mean() * period)
             # The shortest drive that arrives ends goal_tolerance short of the goal.
-            straight = np.maximum(self.start_distance[arena] - self.rules.goal_tolerance, 0.0)
+            start_distance = self.start_distance[arena][present]
+            straight = np.maximum(start_distance - self.rules.goal_tolerance, 0.0)
             driven = np.maximum(path_length, 1e-9)
             efficiency = float(np.minimum(straight / driven, 1.0)[arrived].mean())
         else:
@@ -198,6 +213,7 @@ class EpisodeTracker:
             "time_to_goal": time_to_goal,
             "path_efficiency": efficiency,
             "reverse_share": float(self.reverse_length[arena].sum() / max(path_length.sum(), 1e-9)),
+            "robots": int(present.sum()),
         }
 
     # -- snapshots (exact resume) ------------------------------------------- #
@@ -214,6 +230,9 @@ class EpisodeTracker:
             if value is None and f.name == "reverse_length":
                 # Absent from snapshots written before it was tracked.
                 value = np.zeros_like(current)
+            if value is None and f.name == "present":
+                # Snapshots from before team sizes varied: every robot took part.
+                value = np.ones_like(current)
             if value is None:
                 raise ValueError(
                     f"episode snapshot has no {f.name!r}; it holds {sorted(saved)}"

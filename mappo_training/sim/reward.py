@@ -24,6 +24,7 @@ def robot_rewards(
     neighbour_gap: np.ndarray | None = None,
     wrong_side: np.ndarray | None = None,
     reversing: np.ndarray | None = None,
+    present: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reward of each robot, (K, N): `team_share` of the team mean plus the rest
     of its own terms. team_share=1 is the pure team reward (every robot the same).
@@ -32,6 +33,8 @@ def robot_rewards(
     robot, for the proximity term. wrong_side: (K, N) in [0, 1] from
     `wrong_side_closeness`, for the keep-right term. reversing: (K, N) in
     [0, 1], backward speed as a share of max_linear, for the reverse term.
+    present: (K, N) robots taking part (None: all); the others get 0 and
+    the team mean is over those taking part.
     """
     own = (
         weights.progress * progress
@@ -47,8 +50,12 @@ def robot_rewards(
         own = own - weights.keep_right * wrong_side * driving
     if weights.reverse and reversing is not None:
         own = own - weights.reverse * reversing * driving
-    team = own.mean(axis=-1, keepdims=True)
-    return weights.team_share * team + (1.0 - weights.team_share) * own
+    if present is None:
+        team = own.mean(axis=-1, keepdims=True)
+        return weights.team_share * team + (1.0 - weights.team_share) * own
+    own = own * present
+    team = own.sum(axis=-1, keepdims=True) / np.maximum(present.sum(axis=-1, keepdims=True), 1)
+    return (weights.team_share * team + (1.0 - weights.team_share) * own) * present
 
 
 def wrong_side_closeness(poses: np.ndarray, velocities: np.ndarray, reach: float) -> np.ndarray:

@@ -59,6 +59,13 @@ costs 18% more than in one of 16, in 1024 arenas 25% more (PyBullet 3.2.7).
 Arenas keep their place on the common grid whichever client holds them, so
 every ray and every hit is computed with the same numbers as in one client."""
 
+ABSENT_DISTANCE = 1.0e5
+ABSENT_SPACING = 10.0
+"""A team smaller than the world's robot slots leaves the spare robots at
+(ABSENT_DISTANCE + ABSENT_SPACING * slot, ABSENT_DISTANCE) in their arena's
+frame: beyond any ray (the grid of 1024 arenas spans under 1 km at 4 m) and
+apart from each other."""
+
 MAX_CLIENTS = 64
 """Clients one world opens at most (PyBullet allows 1024 per process): beyond
 MAX_CLIENTS * ARENAS_PER_CLIENT arenas, clients hold more arenas each."""
@@ -129,6 +136,7 @@ class World:
         self._velocities = np.zeros((num_arenas, num_robots, 2))
         self._twists = np.zeros((num_arenas, num_robots, 2))
         self._goals = np.zeros((num_arenas, num_robots, 2))
+        self._present = np.ones((num_arenas, num_robots), dtype=bool)
         self._layouts: list[ArenaLayout | None] = [None] * num_arenas
         self._obstacle_bodies: list[list[tuple[int, int]]] = [[] for _ in range(num_arenas)]
         self._obstacle_table = np.zeros((num_arenas, 0, 7))
@@ -156,6 +164,11 @@ class World:
     def _parking_spot(self, robot: int) -> np.ndarray:
         spacing = self.arena_size / (self.num_robots + 1)
         return np.array([-self.arena_size / 2.0 + spacing * (robot + 1), 0.0])
+
+    def _absent_spot(self, robot: int) -> np.ndarray:
+        """Where a robot the episode does not use waits: far outside every
+        arena (no ray reaches it, ABSENT_SPACING apart so no contact is found)."""
+        return np.array([ABSENT_DISTANCE + ABSENT_SPACING * robot, ABSENT_DISTANCE])
 
     def _replace_obstacles(self, arena: int, layout: ArenaLayout) -> None:
         p = self._p
@@ -185,15 +198,19 @@ class World:
     def set_layout(self, arena: int, layout: ArenaLayout) -> None:
         """Put arena `arena`'s robots on their starts, set goals and obstacles.
 
+        A layout may hold fewer robots than the world has slots (a smaller
+        team): robots from `layout.num_robots` on are absent for the episode,
+        parked far outside every arena, never moved, never scanned.
         Velocities and commands of the arena are zeroed. Raises ValueError
-        when the layout does not fit this world (robot count, arena size,
+        when the layout does not fit this world (too many robots, arena size,
         overlapping robots or robots in walls or obstacles).
         """
         starts = np.asarray(layout.starts, dtype=np.float64)
-        if starts.shape != (self.num_robots, 3):
+        n = len(starts)
+        if starts.ndim != 2 or starts.shape[1] != 3 or not 1 <= n <= self.num_robots:
             raise ValueError(
                 f"layout starts have shape {starts.shape}, this world has"
-                f" {self.num_robots} robots: expected ({self.num_robots}, 3)"
+                f" {self.num_robots} robot slots: expected (n, 3) with 1 <= n <= {self.num_robots}"
             )
         if abs(layout.arena_size - self.arena_size) > 1e-9:
             raise ValueError(
@@ -201,8 +218,12 @@ class World:
             )
         self._check_free(starts[:, :2], layout)
         self._layouts[arena] = layout
-        self._poses[arena] = starts
-        self._goals[arena] = np.asarray(layout.goals, dtype=np.float64)
+        self._present[arena] = np.arange(self.num_robots) < n
+        self._poses[arena, :n] = starts
+        self._goals[arena, :n] = np.asarray(layout.goals, dtype=np.float64)
+        for r in range(n, self.num_robots):
+            self._poses[arena, r] = (*self._absent_spot(r), 0.0)
+            self._goals[arena, r] = self._absent_spot(r)
         self._velocities[arena] = 0.0
         self._twists[arena] = 0.0
         self._replace_obstacles(arena, layout)
@@ -253,6 +274,7 @@ class World:
         self._twists[..., 1] = np.clip(
             t[..., 1], -self.profile.max_angular, self.profile.max_angular
         )
+        self._twists[~self._present] = 0.0
 
     def advance(self) -> Contacts:
         """Move every robot for one control period; report who touched what."""
@@ -338,6 +360,12 @@ class World:
         """(K, N, 2) goal positions in the arena frame."""
         return self._goals.copy()
 
+    @property
+    def present(self) -> np.ndarray:
+        """(K, N) robots taking part in each arena's episode (a smaller team
+        leaves the last slots absent; see set_layout)."""
+        return self._present.copy()
+
     def obstacles(self, arena: int) -> tuple:
         """Arena `arena`'s obstacles (geometry.Obstacle, arena frame)."""
         layout = self._layouts[arena]
@@ -355,14 +383,17 @@ class World:
         chosen = np.arange(self.num_arenas) if arenas is None else np.asarray(arenas)
         poses = self._poses[chosen]
         xy = poses[..., :2] + self.arena_origins[chosen][:, None, :]
-        ranges = np.empty(poses.shape[:2] + (caster.num_rays,))
+        ranges = np.full(poses.shape[:2] + (caster.num_rays,), np.inf)
         owners = self.arena_clients[chosen]
+        present = self._present[chosen]
         for client in self.clients:
-            rows = np.flatnonzero(owners == client)
+            # Only the robots of this client's arenas that take part in the
+            # episode: an absent robot's scan is all "no return".
+            rows, robots = np.nonzero(present & (owners == client)[:, None])
             if len(rows):
-                starts, ends = caster.rays(xy[rows].reshape(-1, 2), poses[rows, :, 2].reshape(-1))
+                starts, ends = caster.rays(xy[rows, robots], poses[rows, robots, 2])
                 fractions = caster.cast(starts, ends, client)
-                ranges[rows] = caster.ranges(fractions).reshape(len(rows), -1, caster.num_rays)
+                ranges[rows, robots] = caster.ranges(fractions).reshape(len(rows), caster.num_rays)
         return ranges
 
     def lidar(self, num_rays: int, angle_min: float = -math.pi) -> LidarCaster:
@@ -388,6 +419,7 @@ class World:
             "velocities": self._velocities.copy(),
             "twists": self._twists.copy(),
             "goals": self._goals.copy(),
+            "present": self._present.copy(),
             "layouts": list(self._layouts),
             "sim_time": self.sim_time,
         }
@@ -408,6 +440,8 @@ class World:
         self._velocities = snapshot["velocities"].copy()
         self._twists = snapshot["twists"].copy()
         self._goals = snapshot["goals"].copy()
+        # Snapshots from before team sizes varied: every robot took part.
+        self._present = snapshot.get("present", np.ones_like(self._present)).copy()
         self.sim_time = snapshot["sim_time"]
         self._sync_bodies(np.ones(self._poses.shape[:2], dtype=bool))
 
