@@ -192,6 +192,7 @@ def evaluate(
     start_jitter: float | None = None,
     sim_base: dict | None = None,
     safety_layer: bool = True,
+    overrides: dict | None = None,
 ) -> dict:
     """Score a policy in the simulator: a models/<name> folder through robot_io
     and onnxruntime, as robots run it, or a run folder or checkpoint (.pt) in torch.
@@ -199,6 +200,8 @@ def evaluate(
     sim_base: the task to score an exported folder on (default: its policy.yaml's).
     safety_layer: drive every robot through the robot's safety layer (acceleration
     ramp, stop zone), as the policy node does; False scores the bare policy.
+    overrides: further sim keys set on the task (sections merged key by key),
+    e.g. {"num_obstacles": 6} or {"fidelity": {"preset": "nominal"}}: a matrix cell.
     """
     from mappo_training.sim import SimConfig
     from swarm_contract.config import from_dict
@@ -209,7 +212,7 @@ def evaluate(
             if not card_path.is_file():
                 raise ConfigError(f"{target} has no policy.yaml to take the task from")
             sim_base = yaml.safe_load(card_path.read_text())["training"]["config"]["sim"]
-        sim = task(sim_base, scenario, robots, start_jitter)
+        sim = task(sim_base, scenario, robots, start_jitter, overrides)
         policy: Policy = ExportedPolicy(target, from_dict(SimConfig, sim, "sim").contract())
     else:
         target = ckpt.resolve_target(target)
@@ -221,9 +224,10 @@ def evaluate(
                 "--robots": robots,
                 "--start-jitter": start_jitter,
                 "--render": render,
+                "sim overrides (--matrix, --fidelity)": overrides or None,
             }
             return score_pettingzoo(policy, target, data, episodes, seed, options)
-        sim = task(data["config"]["sim"], scenario, robots, start_jitter)
+        sim = task(data["config"]["sim"], scenario, robots, start_jitter, overrides)
     return score(policy, str(target), sim, episodes, seed, render, safety_layer)
 
 
@@ -249,17 +253,41 @@ def score_pettingzoo(
 
 
 def task(
-    sim_base: dict, scenario: str | None, robots: int | None, start_jitter: float | None = None
+    sim_base: dict,
+    scenario: str | None,
+    robots: int | None,
+    start_jitter: float | None = None,
+    overrides: dict | None = None,
 ) -> dict:
-    """The sim config trained on, with the scenario, robot count and start jitter asked for."""
-    sim = dict(sim_base)
+    """The sim config trained on, with the scenario, robot count and start jitter asked for.
+
+    A run trained on a mix (episode variants, team sizes, a curriculum) is
+    scored on exactly the scenario or team asked for: the mix is dropped.
+    `overrides` sets further sim keys (a section in both is merged key by key)."""
+    sim = merge(sim_base, overrides or {})
     if scenario:
         sim["scenario"] = scenario
+        sim.pop("variants", None)
+        sim.pop("curriculum", None)
     if robots:
         sim["num_robots"] = robots
+        for key in ("team_sizes", "curriculum"):
+            sim.pop(key, None)
     if start_jitter is not None:
         sim["start_jitter"] = start_jitter
     return sim
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` set on it; a section (mapping) in both is merged
+    key by key, so {"fidelity": {"preset": "harsh"}} keeps the section's other keys."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def score(
@@ -431,8 +459,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", type=Path, help="run folder, checkpoint (.pt) or models/<name>")
     p.add_argument("--scenario", help="random, circle or swap (default: as trained)")
     p.add_argument("--robots", type=int, help="robots per arena (default: as trained)")
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--episodes", type=int, help="episodes (default: 50; a matrix's per cell)")
+    p.add_argument("--seed", type=int, help="first seed (default: 12345, or the matrix's)")
     p.add_argument(
         "--start-jitter",
         type=float,
@@ -446,9 +474,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="drive the bare policy, without the robot's acceleration ramp and stop zone",
     )
+    from mappo_training import eval_matrix
+
+    eval_matrix.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mappo_training import eval_matrix
+
+    if args.matrix:
+        return eval_matrix.run(args)
+    for flag, given in (("--out", args.out), ("--store", args.store)):
+        if given:
+            print(
+                f"error: {flag} belongs to --matrix; give --matrix <preset|yaml>", file=sys.stderr
+            )
+            return 2
+    args.episodes = 50 if args.episodes is None else args.episodes
+    args.seed = 12345 if args.seed is None else args.seed
     if args.episodes < 1:
         print(f"error: --episodes {args.episodes} must be >= 1", file=sys.stderr)
         return 2
@@ -462,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
             render=args.render,
             start_jitter=args.start_jitter,
             safety_layer=not args.no_safety_layer,
+            overrides=eval_matrix.fidelity_override(args.fidelity) if args.fidelity else None,
         )
     except ValueError as err:  # ConfigError, a refused model (PolicyRejected), a bad --robots
         print(f"error: {err}", file=sys.stderr)

@@ -195,10 +195,17 @@ class AttentionCritic(nn.Module):
     The input row is [own observation (obs_dim), slot 1 (F), ..., slot S (F)],
     each slot one robot seen from this one, its last two features the present
     and is-self flags. The own observation goes through an MLP trunk; each
-    slot through one shared Linear + LayerNorm + ReLU; the trunk's output asks
-    (multi-head attention) which slots matter, over present slots only; the
-    value head reads the trunk's output and the attended slots. Permuting the
-    slots permutes nothing the head sees, and absent slots are never attended.
+    slot through one shared Linear + LayerNorm + ReLU of `slot_width`; the
+    trunk's output asks (dot-product attention) which slots matter, over the
+    present slots only, and the value head reads the trunk's output, the
+    attended slots and their plain mean. Permuting the slots permutes nothing
+    the head sees, and absent slots are never read.
+
+    Slots are embedded narrow (32) and attended without key/value projections:
+    a rollout of 16 robot slots holds 16 slot rows per robot-step, and the
+    textbook multi-head layer at the trunk's width made the critic's update 37x
+    slower than the MLP critic's (2.6 s against 0.07 s for 8192 rows, 16 slots);
+    this one costs 3.5x (0.21 s).
     """
 
     def __init__(
@@ -210,19 +217,18 @@ class AttentionCritic(nn.Module):
         *,
         layer_norm: bool = True,
         ortho: bool = True,
-        heads: int = 4,
+        slot_width: int = 32,
     ) -> None:
         super().__init__()
         self.in_dim = obs_dim + slots * slot_features
         self.obs_dim, self.slots, self.slot_features = obs_dim, slots, slot_features
         width = hidden_sizes[-1]
-        if width % heads:
-            heads = 1
         self.own = mlp_trunk(obs_dim, hidden_sizes, layer_norm, ortho)
-        self.embed = mlp_trunk(slot_features, [width], layer_norm, ortho)
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.embed = mlp_trunk(slot_features, [slot_width], layer_norm, ortho)
+        self.query = layer_init(nn.Linear(width, slot_width), 1.0, ortho)
+        self.scale = 1.0 / math.sqrt(slot_width)
         self.head = nn.Sequential(
-            mlp_trunk(2 * width, [width], layer_norm, ortho),
+            mlp_trunk(width + 2 * slot_width, [width], layer_norm, ortho),
             layer_init(nn.Linear(width, 1), 1.0, ortho),
         )
 
@@ -231,11 +237,14 @@ class AttentionCritic(nn.Module):
         x = x.reshape(-1, x.shape[-1])
         own = self.own(x[:, : self.obs_dim])
         rows = x[:, self.obs_dim :].reshape(-1, self.slots, self.slot_features)
-        # A robot always attends at least to itself, so no row is all masked.
+        # A present robot attends at least to itself. The row of an absent slot
+        # (all zeros, masked out of every loss) attends to nothing: a finite
+        # fill keeps its softmax, and so every gradient, free of NaN.
         attend = (rows[..., -2] > 0.5) | (rows[..., -1] > 0.5)
-        keys = self.embed(rows)
-        pooled, _ = self.attention(
-            own[:, None, :], keys, keys, key_padding_mask=~attend, need_weights=False
-        )
-        value = self.head(torch.cat([own, pooled[:, 0]], dim=-1))
+        keys = self.embed(rows) * attend[..., None]
+        scores = torch.einsum("bsd,bd->bs", keys, self.query(own)) * self.scale
+        weights = torch.softmax(scores.masked_fill(~attend, -1e9), dim=-1)
+        attended = torch.einsum("bs,bsd->bd", weights, keys)
+        mean = keys.sum(dim=1) / attend.sum(dim=1, keepdim=True).clamp(min=1)
+        value = self.head(torch.cat([own, attended, mean], dim=-1))
         return value.reshape(lead)

@@ -113,7 +113,8 @@ def test_the_attention_critic_ignores_robot_order_and_absent_slots():
 
 
 def _collected(seed: int = 0):
-    env = BatchedSwarmEnv(MIXED, num_arenas=4, seed=seed)
+    # Teams of 2 or 3 in 6 slots: every episode leaves slots absent.
+    env = BatchedSwarmEnv({**MIXED, "team_sizes": [2, 3]}, num_arenas=4, seed=seed)
     learner = MAPPOLearner(
         AlgoConfig(**SMALL_ALGO), env.obs_dims, env.action_specs, env.state_dim, seed=seed
     )
