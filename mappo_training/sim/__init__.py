@@ -3,8 +3,11 @@
 Layers, bottom up (each module has one job):
 
     geometry.py    obstacles (cylinders, boxes) and batched 2-D contact tests in numpy
-    scenarios.py   ArenaLayout and the scenarios that draw one: random, circle, swap;
-                   required_arena_size grows the arena until the robots fit
+    rooms.py       named room layouts from YAML (layouts/: corridor, two_rooms,
+                   crossing, warehouse): walls, furniture, start and goal zones
+    scenarios.py   ArenaLayout and the scenarios that draw one: random, circle, swap,
+                   layout; required_arena_size grows the arena until the robots fit;
+                   arena_size_range fences each episode into a square of drawn size
     bodies.py      the PyBullet bodies (robots, walls, obstacles) as triangle meshes,
                    which ray-cast ~3x faster than convex primitives
     lidar.py       LaserScan-convention scans: rays built in numpy, one rayTestBatch

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mappo_training.sim.curriculum import CurriculumConfig, all_variant_configs, check_overrides
+from mappo_training.sim.fidelity import FidelityConfig
 from mappo_training.sim.geometry import MIN_OBSTACLE_SIZE, Obstacle
+from mappo_training.sim.rooms import known_layouts, load_room_layout
 from swarm_contract import robot_io
 from swarm_contract.config import from_dict, load_yaml
 
-Scenario = Literal["random", "circle", "swap"]
+Scenario = Literal["random", "circle", "swap", "layout"]
 StateMode = Literal["global", "agent_specific", "relative"]
 
 
@@ -111,12 +113,23 @@ class SimConfig:
     """Robots per arena (1 to 64)."""
     scenario: Scenario = "random"
     """random: random starts and goals; circle: start on a circle, goals antipodal;
-    swap: two groups on opposite sides exchange places."""
+    swap: two groups on opposite sides exchange places; layout: the named room
+    layout `layout` (walls, furniture, start and goal zones)."""
+    layout: str | None = None
+    """With scenario layout: a packaged layout (corridor, two_rooms, crossing,
+    warehouse; mappo_training/sim/layouts/) or the path of a layout YAML (see
+    sim/rooms.py). Its arena size is the YAML's (arena_size is not used)."""
     profile: str = robot_io.DEFAULT_PROFILE
     """Robot profile name (swarm_contract/profiles/) or path of a profile YAML."""
     arena_size: float = 4.0
     """Side of the square arena in metres; grows automatically when the robots
     of the scenario would not fit (see BatchedSwarmEnv.arena_size)."""
+    arena_size_range: list[float] | None = None
+    """[min, max] metres: each episode is played in a square of a side drawn
+    uniformly from this range (grown when its robots need more room). The
+    arena's walls stand at max; a smaller square is fenced in by four thin box
+    walls (obstacles the lidar sees), and starts, goals and random obstacles lie
+    inside it. None: every episode uses the whole arena."""
     num_beams: int = 24
     """Lidar sectors in the observation (contract num_beams)."""
     scan_stack: int = 1
@@ -145,7 +158,10 @@ class SimConfig:
     robots are never placed that exactly (RVO2's circle demo perturbs its
     agents for the same reason)."""
     num_obstacles: int = 0
-    """Random static obstacles (cylinders and boxes, alternating) per episode."""
+    """Random static obstacles (cylinders and boxes, alternating) per episode.
+    In a named layout they keep a robot's width plus wall_clearance from walls
+    and each other (a doorway narrows, never closes), and a crowded layout may
+    take fewer."""
     obstacle_size: list[float] = field(default_factory=lambda: [0.15, 0.3])
     """Range in metres of a random obstacle's radius or half-extents."""
     obstacles: list[Obstacle] = field(default_factory=list)
@@ -171,12 +187,17 @@ class SimConfig:
     episode uses this config. Keys that fix shapes are refused (curriculum.SHAPE_KEYS)."""
     curriculum: CurriculumConfig | None = None
     """Stages of overrides with promotion on success (curriculum.py). None: off."""
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    """How true to the robot profile the simulator is: preset ideal, nominal or
+    harsh, and optional randomisation ranges (sim/fidelity.py)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Team reward weights."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reward, dict):
             self.reward = from_dict(RewardConfig, self.reward, "reward")
+        if isinstance(self.fidelity, dict):
+            self.fidelity = from_dict(FidelityConfig, self.fidelity, "fidelity")
         if isinstance(self.curriculum, dict):
             self.curriculum = from_dict(CurriculumConfig, self.curriculum, "curriculum")
         self.obstacles = [
@@ -189,9 +210,10 @@ class SimConfig:
             f"num_robots={self.num_robots!r}: must be an integer from 1 to {MAX_ROBOTS}",
         )
         _require(
-            self.scenario in ("random", "circle", "swap"),
-            f"scenario={self.scenario!r}: must be one of 'random', 'circle', 'swap'",
+            self.scenario in ("random", "circle", "swap", "layout"),
+            f"scenario={self.scenario!r}: must be one of 'random', 'circle', 'swap', 'layout'",
         )
+        self._check_layout_keys()
         _require(
             self.state_mode in ("global", "agent_specific", "relative"),
             f"state_mode={self.state_mode!r}: must be 'global', 'agent_specific' or 'relative'",
@@ -255,6 +277,34 @@ class SimConfig:
             f"max_steps={self.max_steps!r}: must be >= 1 or null (derived from the arena)",
         )
 
+    def _check_layout_keys(self) -> None:
+        """scenario layout <-> layout; arena_size_range [min, max] (not with a layout)."""
+        if self.scenario == "layout":
+            _require(
+                self.layout is not None,
+                f"scenario=layout needs layout: one of {known_layouts()} or the path of a layout YAML",
+            )
+            load_room_layout(self.layout)  # unknown name or bad key: ConfigError naming it
+        else:
+            _require(
+                self.layout is None,
+                f"layout={self.layout!r} is only used with scenario=layout"
+                f" (scenario={self.scenario!r}); set scenario: layout or drop layout",
+            )
+        rng = self.arena_size_range
+        if rng is None:
+            return
+        rng = self.arena_size_range = [float(v) for v in rng]
+        _require(
+            len(rng) == 2 and all(math.isfinite(v) for v in rng) and 0 < rng[0] <= rng[1],
+            f"arena_size_range={rng}: must be [min, max] with 0 < min <= max (metres)",
+        )
+        _require(
+            self.scenario != "layout",
+            f"arena_size_range={rng} does not apply to scenario=layout: the layout"
+            f" {self.layout!r} has its own size; drop arena_size_range",
+        )
+
     @property
     def scan_rays(self) -> int:
         """Rays cast per robot and step."""
@@ -264,13 +314,17 @@ class SimConfig:
         return robot_io.load_profile(self.profile)
 
     def contract(self, profile: robot_io.RobotProfile | None = None) -> robot_io.Contract:
-        """The observation/action contract a policy trained on this task speaks."""
+        """The observation/action contract a policy trained on this task speaks.
+
+        Its scan_period is the simulated lidar's at this fidelity: the control
+        period when ideal, the profile's scan_period otherwise."""
         profile = profile or self.robot_profile()
         return robot_io.Contract.for_profile(
             profile,
             num_beams=self.num_beams,
             scan_stack=self.scan_stack,
             goal_clip=self.goal_clip,
+            scan_period=self.fidelity.scan_period(profile),
         )
 
 

@@ -25,6 +25,7 @@ from mappo_training.batched_env import ActionSpec
 from mappo_training.sim.config import SimConfig, load_sim_config
 from mappo_training.sim.curriculum import EpisodePlan, all_variant_configs
 from mappo_training.sim.episodes import TIMEOUT, EpisodeRules, EpisodeTracker
+from mappo_training.sim.fidelity import Fidelity
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
 from mappo_training.sim.reward import robot_rewards, wrong_side_closeness
@@ -109,6 +110,7 @@ class BatchedSwarmEnv:
         self.world = World(num_arenas, self.num_robots, self.arena_size, self.profile)
 
         k, n = num_arenas, self.num_robots
+        self._fidelity = Fidelity(cfg.fidelity, self.profile, self.contract, k, n, self.scan_rays)
         self._history = np.zeros((k, n, cfg.scan_stack, cfg.num_beams), dtype=np.float32)
         self._ranges = np.full((k, n, self.scan_rays), np.inf)
         rules = EpisodeRules(
@@ -163,12 +165,13 @@ class BatchedSwarmEnv:
             rng = self._rngs[arena]
             layout = draw_layout(rng, self.plan.draw(rng), self.arena_size, self.profile.radius)
         self.world.set_layout(arena, layout)
+        self._fidelity.start_episode(arena, self._rngs[arena], self.world.poses()[arena])
         self.episodes.start(arena, layout)
 
     def _fill_history(self, arenas: np.ndarray) -> None:
         """First scan of a new episode, repeated over the stack (as the robot does)."""
-        self._ranges[arenas] = self.world.scan(self.scan_rays, arenas=arenas)
-        beams = self._pooler(self._ranges[arenas])
+        self._ranges[arenas] = self._fidelity.scan(self.world, self.scan_rays, arenas)
+        beams = self._fidelity.pool(self._ranges[arenas])
         self._history[arenas] = beams[:, :, None, :]
 
     # -- stepping ----------------------------------------------------------- #
@@ -193,10 +196,11 @@ class BatchedSwarmEnv:
         twists = robot_io.action_to_twist(
             actions, self.contract.max_linear, self.contract.max_angular
         )
-        world.set_twists(twists * driving[..., None])
+        world.set_twists(self._fidelity.actuate(twists, world.velocities()) * driving[..., None])
         before = world.poses()
         contacts = world.advance()
         poses = world.poses()
+        self._fidelity.track_odometry(before, poses)
         stepped = episodes.record_step(
             before, poses, world.goals(), contacts.robot, contacts.static
         )
@@ -231,10 +235,9 @@ class BatchedSwarmEnv:
         truncated = reasons == TIMEOUT
         terminated = reasons.astype(bool) & ~truncated
 
-        self._ranges = world.scan(self.scan_rays)
-        beams = self._pooler(self._ranges)
-        self._history[:, :, 1:] = self._history[:, :, :-1]
-        self._history[:, :, 0] = beams
+        self._ranges, self._history = self._fidelity.next_scans(
+            world, self.scan_rays, self._ranges, self._history
+        )
         obs, state = self._observe()
 
         info: dict[str, Any] = {
@@ -267,8 +270,14 @@ class BatchedSwarmEnv:
         poses = self.world.poses()
         velocities = self.world.velocities()
         goals = self.world.goals()
+        odom_poses, odom_velocities = self._fidelity.odometry(poses, velocities)
         obs = robot_io.build_observation(
-            self._history, poses, goals, velocities[..., 0], velocities[..., 1], self.contract
+            self._history,
+            odom_poses,
+            goals,
+            odom_velocities[..., 0],
+            odom_velocities[..., 1],
+            self.contract,
         )
         return obs, self._critic_state(obs, poses, velocities, goals)
 
@@ -363,6 +372,8 @@ class BatchedSwarmEnv:
             "world": self.world.snapshot(),
             "rngs": [rng.bit_generator.state for rng in self._rngs],
             "history": self._history.copy(),
+            "ranges": self._ranges.copy(),
+            "fidelity": self._fidelity.snapshot(),
             "episodes": self.episodes.snapshot(),
             "plan": self.plan.snapshot(),
         }
@@ -377,7 +388,14 @@ class BatchedSwarmEnv:
         for rng, state in zip(self._rngs, snapshot["rngs"], strict=True):
             rng.bit_generator.state = state
         self._history = snapshot["history"].copy()
-        self._ranges = self.world.scan(self.scan_rays)  # the world is deterministic
+        if "fidelity" in snapshot:
+            self._fidelity.restore(snapshot["fidelity"])
+            self._ranges = snapshot["ranges"].copy()
+        else:
+            self._ranges = self.world.scan(self.scan_rays)  # the world is deterministic
+            poses = self.world.poses()  # from before fidelity: draw its effects afresh
+            for arena, rng in enumerate(self._rngs):
+                self._fidelity.start_episode(arena, rng, poses[arena])
         if "plan" in snapshot:
             self.plan.restore(snapshot["plan"])
         if "episodes" in snapshot:

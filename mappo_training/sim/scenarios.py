@@ -12,25 +12,50 @@ at +-arena_size / 2.
   antipodal to its start, so everyone meets in the middle.
 - swap: two groups in columns on opposite sides; each robot drives to the
   mirrored place on the other side, so the groups pass through each other.
+- layout: a named room layout (`SimConfig.layout`, see rooms.py): fixed walls
+  and furniture from YAML, starts drawn in the start zones of each robot's
+  route and goals in its goal zones (two rooms: from one room to the other).
+
+Random clutter (`num_obstacles`: cylinders and boxes, alternating) is added to
+any scenario. In a named layout it keeps a robot's width plus wall_clearance
+from the layout's walls and from other clutter, so it never closes a doorway,
+a corridor or an aisle.
 
 `required_arena_size` says how large the arena must be for the robots of a
 scenario to fit; the environment and the sim bridge grow the arena to that
-size (`fitted_arena_size`).
+size (`fitted_arena_size`). A named layout's arena is the size in its YAML.
+
+Arenas of different sizes: PyBullet's walls are built once, at one size for
+all arenas, so an episode played in a smaller square (`arena_size_range`, or a
+named layout smaller than the world's arena) is fenced in by four thin box
+walls among its obstacles, inner faces at +-room_size / 2
+(`ArenaLayout.room_size`). The lidar sees them like any wall.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mappo_training.sim.config import SimConfig
 from mappo_training.sim.geometry import (
+    MIN_OBSTACLE_SIZE,
     Obstacle,
     obstacle_clearance,
     pack_obstacles,
     wall_clearance,
+)
+from mappo_training.sim.rooms import (
+    PlacementError,
+    RoomLayout,
+    ZoneSampler,
+    check_fits,
+    deal_routes,
+    load_room_layout,
 )
 from swarm_contract.config import ConfigError
 from swarm_contract.robot_io import RobotProfile
@@ -41,6 +66,8 @@ from swarm_contract.robot_io import RobotProfile
 RANDOM_COVERAGE = 0.3
 PLACEMENT_TRIES = 200
 PLACEMENT_RESTARTS = 50
+BOUNDARY_HALF_THICKNESS = MIN_OBSTACLE_SIZE
+"""Half thickness in metres of the walls that fence in an episode's smaller square."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +83,10 @@ class ArenaLayout:
     obstacles: tuple[Obstacle, ...] = field(default_factory=tuple)
     robot_radius: float = 0.105
     goal_tolerance: float = 0.15
+    room_size: float | None = None
+    """Side of the square, centred on the origin, the episode is played in when
+    smaller than the arena: thin box walls among `obstacles` fence it in.
+    None: the arena's own walls."""
 
     @property
     def num_robots(self) -> int:
@@ -76,11 +107,8 @@ class ArenaLayout:
             obstacles=tuple(o.moved(rotation, dx, dy) for o in self.obstacles),
             robot_radius=self.robot_radius,
             goal_tolerance=self.goal_tolerance,
+            room_size=self.room_size,
         )
-
-
-class PlacementError(RuntimeError):
-    """A scenario could not place robots, goals or obstacles in the arena."""
 
 
 # --------------------------------------------------------------------------- #
@@ -110,7 +138,15 @@ def _swap_spacing(cfg: SimConfig, inner: float, rows: int) -> float:
 
 
 def required_arena_size(cfg: SimConfig, robot_radius: float) -> float:
-    """Smallest arena side (metres, >= cfg.arena_size) in which the scenario fits."""
+    """Smallest arena side (metres, >= cfg.arena_size) in which the scenario fits.
+
+    A named layout: the size in its YAML. With arena_size_range: the largest
+    size of the range, or more when the robots need it.
+    """
+    if cfg.scenario == "layout":
+        return load_room_layout(cfg.layout).arena_size
+    if cfg.arena_size_range is not None:
+        return required_arena_size(_room_config(cfg, cfg.arena_size_range[1]), robot_radius)
     margin = _margin(cfg, robot_radius)
     n = cfg.num_robots
     if cfg.scenario == "circle":
@@ -129,14 +165,25 @@ def required_arena_size(cfg: SimConfig, robot_radius: float) -> float:
 
 def fitted_arena_size(cfg: SimConfig, profile: RobotProfile) -> float:
     """`required_arena_size` for robots of `profile`, which min_separation must
-    leave room for (ConfigError otherwise)."""
+    leave room for (ConfigError otherwise). A named layout that cannot take the
+    largest team is refused here, before any episode (PlacementError)."""
     if cfg.min_separation <= 2 * profile.radius:
         raise ConfigError(
             f"sim.min_separation={cfg.min_separation}: robots of profile"
             f" {profile.name!r} (radius {profile.radius} m) need more than"
             f" {2 * profile.radius:.3f} m between centres"
         )
+    if cfg.scenario == "layout":
+        largest = max(cfg.team_sizes or [cfg.num_robots])
+        room = load_room_layout(cfg.layout)
+        margin = _margin(cfg, profile.radius)
+        check_fits(room, largest, margin, cfg.min_separation, RANDOM_COVERAGE)
     return required_arena_size(cfg, profile.radius)
+
+
+def _room_config(cfg: SimConfig, size: float) -> SimConfig:
+    """cfg for an episode played in a square of side `size` (no range left to draw)."""
+    return dataclasses.replace(cfg, arena_size=size, arena_size_range=None)
 
 
 def _largest_obstacle(cfg: SimConfig) -> float:
@@ -158,7 +205,15 @@ def default_max_steps(cfg: SimConfig, arena_size: float, max_linear: float, peri
 def draw_layout(
     rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
 ) -> ArenaLayout:
-    """A fresh episode layout for the configured scenario."""
+    """A fresh episode layout for the configured scenario.
+
+    arena_size is the world's (its walls); the episode may be played in a
+    smaller square inside it (arena_size_range, or a smaller named layout).
+    """
+    if cfg.arena_size_range is not None:
+        return _draw_in_smaller_room(rng, cfg, arena_size, robot_radius)
+    if cfg.scenario == "layout":
+        return _draw_named_layout(rng, cfg, arena_size, robot_radius)
     fixed = tuple(cfg.obstacles)
     if cfg.scenario == "random":
         obstacles = fixed + random_obstacles(rng, cfg, arena_size, robot_radius, np.zeros((0, 2)))
@@ -181,6 +236,124 @@ def draw_layout(
     )
 
 
+def _draw_in_smaller_room(
+    rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
+) -> ArenaLayout:
+    """The scenario in a square of a side drawn from cfg.arena_size_range (grown
+    when the team needs more room, never beyond the world's arena), fenced in."""
+    low, high = cfg.arena_size_range
+    side = float(rng.uniform(low, high)) if high > low else float(low)
+    room_cfg = _room_config(cfg, side)
+    side = min(required_arena_size(room_cfg, robot_radius), arena_size)
+    inner = draw_layout(rng, dataclasses.replace(room_cfg, arena_size=side), side, robot_radius)
+    return _fenced(inner, arena_size)
+
+
+def _draw_named_layout(
+    rng: np.random.Generator, cfg: SimConfig, arena_size: float, robot_radius: float
+) -> ArenaLayout:
+    """Starts and goals in the zones of each robot's route, clutter kept passable."""
+    room = load_room_layout(cfg.layout)
+    if arena_size < room.arena_size - 1e-9:
+        raise PlacementError(
+            f"layout {room.name!r} is {room.arena_size} m across, the arena only"
+            f" {arena_size:.2f} m; build the arena at least {room.arena_size} m"
+        )
+    fixed = room.obstacles + tuple(cfg.obstacles)
+    starts, goals = place_in_zones(rng, cfg, room, robot_radius, fixed)
+    points = np.concatenate([starts[:, :2], goals])
+    # A robot's width plus clearance from the walls and each other: clutter
+    # narrows a doorway or aisle but never closes it. A full layout (a large
+    # team in narrow arms) may leave room for fewer than num_obstacles: a
+    # training run must not stop on one crowded episode.
+    passage = 2.0 * robot_radius + cfg.wall_clearance
+    clutter = random_obstacles(
+        rng, cfg, room.arena_size, robot_radius, points, fixed, passage, as_many_as_fit=True
+    )
+    inner = ArenaLayout(
+        arena_size=room.arena_size,
+        starts=starts,
+        goals=goals,
+        obstacles=fixed + clutter,
+        robot_radius=robot_radius,
+        goal_tolerance=cfg.goal_tolerance,
+    )
+    return _fenced(inner, arena_size)
+
+
+def _fenced(inner: ArenaLayout, arena_size: float) -> ArenaLayout:
+    """`inner` (played in a square of side inner.arena_size) inside an arena of
+    `arena_size`: boundary walls added when the square is the smaller."""
+    side = inner.arena_size
+    if side >= arena_size - 1e-9:
+        return inner
+    return dataclasses.replace(
+        inner,
+        arena_size=arena_size,
+        obstacles=boundary_walls(side) + inner.obstacles,
+        room_size=side,
+    )
+
+
+def boundary_walls(side: float) -> tuple[Obstacle, ...]:
+    """Four thin boxes whose inner faces form a square of `side` centred on the
+    origin; the north and south walls run on over the corners."""
+    t = BOUNDARY_HALF_THICKNESS
+    off, long = side / 2.0 + t, side / 2.0 + 2.0 * t
+    return (
+        Obstacle("box", x=0.0, y=off, half_x=long, half_y=t),
+        Obstacle("box", x=0.0, y=-off, half_x=long, half_y=t),
+        Obstacle("box", x=off, y=0.0, half_x=t, half_y=side / 2.0),
+        Obstacle("box", x=-off, y=0.0, half_x=t, half_y=side / 2.0),
+    )
+
+
+def place_in_zones(
+    rng: np.random.Generator,
+    cfg: SimConfig,
+    room: RoomLayout,
+    robot_radius: float,
+    obstacles: tuple[Obstacle, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Starts (N, 3) and goals (N, 2) of a named layout: robots dealt out over its
+    routes, each start in its route's start zones and goal in its goal zones."""
+    n = cfg.num_robots
+    margin = _margin(cfg, robot_radius)
+    check_fits(room, n, margin, cfg.min_separation, RANDOM_COVERAGE)
+    zones = ZoneSampler(room, obstacles, margin)
+    for _ in range(PLACEMENT_RESTARTS):
+        starts: list[np.ndarray] = []
+        goals: list[np.ndarray] = []
+        for r in deal_routes(rng, n, len(room.routes)):
+            route = room.routes[r]
+            start = _sample(
+                lambda z=route.starts: zones.point(rng, z), zones.free, starts, cfg.min_separation
+            )
+            if start is None:
+                break
+            goal = _sample(
+                lambda z=route.goals: zones.point(rng, z),
+                zones.free,
+                goals,
+                cfg.min_separation,
+                start,
+                cfg.min_goal_distance,
+            )
+            if goal is None:
+                break
+            starts.append(start)
+            goals.append(goal)
+        if len(goals) == n:
+            yaw = rng.uniform(-math.pi, math.pi, size=(n, 1))
+            return np.hstack([np.array(starts), yaw]), np.array(goals)
+    raise PlacementError(
+        f"layout {room.name!r}: could not place {n} robots with min_separation="
+        f"{cfg.min_separation} and min_goal_distance={cfg.min_goal_distance} in its zones"
+        f" among {len(obstacles)} obstacle(s); use fewer robots or fixed obstacles,"
+        " or lower min_separation"
+    )
+
+
 def place_random(
     rng: np.random.Generator,
     cfg: SimConfig,
@@ -199,14 +372,17 @@ def place_random(
             return False
         return not len(table) or obstacle_clearance(table, xy[None])[0].min() >= margin
 
+    def draw() -> np.ndarray:
+        return rng.uniform(-half, half, size=2)
+
     for _ in range(PLACEMENT_RESTARTS):
         starts: list[np.ndarray] = []
         goals: list[np.ndarray] = []
         for _robot in range(n):
-            start = _sample(rng, half, free, starts, cfg.min_separation)
+            start = _sample(draw, free, starts, cfg.min_separation)
             if start is None:
                 break
-            goal = _sample(rng, half, free, goals, cfg.min_separation, start, cfg.min_goal_distance)
+            goal = _sample(draw, free, goals, cfg.min_separation, start, cfg.min_goal_distance)
             if goal is None:
                 break
             starts.append(start)
@@ -269,9 +445,18 @@ def random_obstacles(
     arena_size: float,
     robot_radius: float,
     keep_clear: np.ndarray,
+    avoid: tuple[Obstacle, ...] = (),
+    gap: float = 0.0,
+    as_many_as_fit: bool = False,
 ) -> tuple[Obstacle, ...]:
     """`cfg.num_obstacles` cylinders and boxes (alternating) inside the walls,
-    clear of the `keep_clear` points (starts and goals) by a robot footprint."""
+    clear of the `keep_clear` points (starts and goals) by a robot footprint.
+
+    gap > 0: each also keeps `gap` metres from the walls, from the `avoid`
+    obstacles and from the others (measured from its bounding circle).
+    as_many_as_fit: an obstacle that finds no place is left out instead of
+    raising PlacementError.
+    """
     margin = _margin(cfg, robot_radius)
     low, high = cfg.obstacle_size
     placed: list[Obstacle] = []
@@ -284,19 +469,33 @@ def random_obstacles(
                 half_x, half_y = rng.uniform(low, high, size=2)
                 size = {"half_x": half_x, "half_y": half_y, "yaw": rng.uniform(-math.pi, math.pi)}
                 kind = "box"
-            reach = arena_size / 2.0 - Obstacle(kind, **size).bounding_radius
+            bounding = Obstacle(kind, **size).bounding_radius
+            reach = arena_size / 2.0 - bounding - gap
             x, y = rng.uniform(-reach, reach, size=2)
             candidate = Obstacle(kind, x=float(x), y=float(y), **size)
-            if not len(keep_clear) or candidate.clearance(keep_clear).min() >= margin:
-                placed.append(candidate)
-                break
+            if len(keep_clear) and candidate.clearance(keep_clear).min() < margin:
+                continue
+            if gap > 0 and _too_close(candidate, bounding + gap, avoid + tuple(placed)):
+                continue
+            placed.append(candidate)
+            break
         else:
+            if as_many_as_fit:
+                continue
             raise PlacementError(
                 f"could not place obstacle {i + 1} of num_obstacles={cfg.num_obstacles}"
                 f" clear of {len(keep_clear)} starts/goals in an arena of {arena_size:.2f} m;"
                 " lower num_obstacles or obstacle_size, or raise arena_size"
             )
     return tuple(placed)
+
+
+def _too_close(candidate: Obstacle, distance: float, others: tuple[Obstacle, ...]) -> bool:
+    """Whether any of `others` comes within `distance` of the candidate's centre."""
+    if not others:
+        return False
+    centre = np.array([[candidate.x, candidate.y]])
+    return bool(obstacle_clearance(pack_obstacles(others), centre).min() < distance)
 
 
 def _check_clear_of(
@@ -319,18 +518,17 @@ def _check_clear_of(
 
 
 def _sample(
-    rng: np.random.Generator,
-    half: float,
-    free,
+    draw: Callable[[], np.ndarray],
+    free: Callable[[np.ndarray], bool],
     others: list[np.ndarray],
     separation: float,
     anchor: np.ndarray | None = None,
     anchor_distance: float = 0.0,
 ) -> np.ndarray | None:
-    """A uniform point in the square +-half that is free, `separation` away from
-    `others` and `anchor_distance` away from `anchor`; None after many misses."""
+    """A point from `draw` that is free, `separation` away from `others` and
+    `anchor_distance` away from `anchor`; None after many misses."""
     for _ in range(PLACEMENT_TRIES):
-        p = rng.uniform(-half, half, size=2)
+        p = draw()
         if not free(p) or any(math.dist(p, q) < separation for q in others):
             continue
         if anchor is None or math.dist(p, anchor) >= anchor_distance:

@@ -36,6 +36,8 @@ import numpy as np
 import yaml
 
 CONTRACT_VERSION = "1"
+LEGACY_DEFAULTS = frozenset({"scan_period"})
+"""Contract fields that model metadata may lack (written before they existed)."""
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "turtlebot3_burger"
 
@@ -76,6 +78,30 @@ class RobotProfile:
     existed get the TurtleBot3 Burger's value."""
     max_angular_accel: float = 3.2
     """Largest rise of turn rate in rad/s^2 (the safety layer's ramp)."""
+    scan_period: float | None = None
+    """Seconds between two LaserScan messages. None: one per control period.
+    A policy that stacks scans learned them this far apart (Contract.scan_period)."""
+    range_noise_std: float = 0.005
+    """Standard deviation in metres of the range error that does not grow with
+    distance (the simulator's `nominal` fidelity; see the profile YAML's sources).
+    The fields below default to the TurtleBot3 Burger's values, like the
+    acceleration limits, so profiles written before them keep loading."""
+    range_noise_ratio: float = 0.0175
+    """Standard deviation of the range error that grows with distance, as a
+    share of the range (0.0175 = 1.75 %); it adds to range_noise_std."""
+    dropout_rate: float = 0.01
+    """Share of rays returned invalid (REP-117: NaN, inf or 0.0), in [0, 1)."""
+    mount_yaw: float = 0.0
+    """Yaw of the lidar on the base in radians (the base_scan joint's yaw): a ray
+    at scan angle a looks at a + mount_yaw in the robot frame. Pooling adds it
+    back (ObservationBuilder), so a rotated mount sees the same beams."""
+    actuation_latency: float = 0.1
+    """Seconds from a velocity command to the wheels acting on it."""
+    odom_linear_drift: float = 0.02
+    """Standard deviation of odometry's scale error on distance (m per m
+    travelled), drawn once per run of the base: wheel radius and wear."""
+    odom_angular_drift: float = 0.01
+    """Standard deviation of odometry's scale error on turning (rad per rad)."""
     cmd_vel_stamped: bool = True
     """Whether the base takes geometry_msgs/TwistStamped on cmd_vel (a TurtleBot3 on
     Jazzy does) rather than Twist: the policy node's default."""
@@ -96,14 +122,37 @@ class RobotProfile:
             "control_period": self.control_period > 0,
             "max_linear_accel": positive(self.max_linear_accel),
             "max_angular_accel": positive(self.max_angular_accel),
+            "scan_period": self.scan_period is None or positive(self.scan_period),
+            "range_noise_std": _non_negative(self.range_noise_std),
+            "range_noise_ratio": _non_negative(self.range_noise_ratio),
+            "dropout_rate": _non_negative(self.dropout_rate) and self.dropout_rate < 1,
+            "mount_yaw": _number(self.mount_yaw) and abs(self.mount_yaw) <= math.pi,
+            "actuation_latency": _non_negative(self.actuation_latency),
+            "odom_linear_drift": _non_negative(self.odom_linear_drift),
+            "odom_angular_drift": _non_negative(self.odom_angular_drift),
         }
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"robot profile {self.name!r}: bad {key}={getattr(self, key)!r}"
-                    " (radius, speeds, accelerations, beams and period must be positive;"
+                    " (radius, speeds, accelerations, beams and periods must be positive,"
+                    " scan_period positive or null; noise, drift and latency >= 0;"
+                    " dropout_rate in [0, 1); mount_yaw in [-pi, pi];"
                     " 0 <= range_min < range_max)"
                 )
+
+    @property
+    def lidar_period(self) -> float:
+        """Seconds between two scans: scan_period, or the control period when unset."""
+        return self.control_period if self.scan_period is None else self.scan_period
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _non_negative(x) -> bool:
+    return _number(x) and x >= 0
 
 
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> RobotProfile:
@@ -154,8 +203,17 @@ class Contract:
     control_period: float = 0.1
     profile: str = DEFAULT_PROFILE
     contract_version: str = CONTRACT_VERSION
+    scan_period: float | None = None
+    """Seconds between the scans of the stack (the lidar's period the model was
+    trained with). None: the control period, one scan per command; metadata
+    written before this field existed means exactly that."""
 
     def __post_init__(self) -> None:
+        if self.scan_period is None:
+            # Frozen: resolved once here, so every contract carries a number.
+            object.__setattr__(self, "scan_period", self.control_period)
+        if not (_number(self.scan_period) and self.scan_period > 0):
+            raise ValueError(f"contract: scan_period={self.scan_period!r} must be > 0 (seconds)")
         if self.num_beams < 1:
             raise ValueError(f"contract: num_beams={self.num_beams} must be >= 1")
         if self.scan_stack < 1:
@@ -178,6 +236,7 @@ class Contract:
             max_linear=profile.max_linear,
             max_angular=profile.max_angular,
             control_period=profile.control_period,
+            scan_period=profile.scan_period,
             profile=profile.name,
         )
         base.update(overrides)
@@ -207,6 +266,10 @@ class Contract:
         values = {}
         for f in fields(cls):
             key = f"contract.{f.name}"
+            if key not in meta and f.name in LEGACY_DEFAULTS:
+                # Exported before the field existed: its default (scan_period:
+                # the control period) is what those models were trained with.
+                continue
             if key not in meta:
                 raise ContractMismatch(
                     f"model metadata has no {key!r}; it was not exported by"
@@ -235,6 +298,9 @@ class Contract:
         for f in fields(self):
             if f.name == "profile":
                 continue
+            if f.name == "scan_period" and self.scan_stack == 1:
+                # One scan per observation: nothing depends on how often they come.
+                continue
             mine, theirs = getattr(self, f.name), getattr(robot, f.name)
             if f.name in ("max_linear", "max_angular"):
                 if mine > theirs + tolerance:
@@ -243,7 +309,13 @@ class Contract:
                     )
                 continue
             same = abs(mine - theirs) <= tolerance if isinstance(mine, float) else mine == theirs
-            if not same:
+            if not same and f.name == "scan_period":
+                problems.append(
+                    f"scan_period: model stacks {self.scan_stack} scans {mine!r} s apart,"
+                    f" this robot's lidar sends one every {theirs!r} s; use a model"
+                    " trained at this scan period (sim fidelity) or with scan_stack 1"
+                )
+            elif not same:
                 problems.append(f"{f.name}: model expects {mine!r}, robot has {theirs!r}")
         return problems
 
@@ -481,8 +553,11 @@ class ObservationBuilder:
     above directly.
     """
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, mount_yaw: float = 0.0) -> None:
         self.contract = contract
+        self.mount_yaw = float(mount_yaw)
+        """The lidar's yaw on the base (RobotProfile.mount_yaw), added to every
+        scan angle so beams stay in the robot frame."""
         self._pooler: BeamPooler | None = None
         self._geometry: tuple[int, float, float] | None = None
         self._history: np.ndarray | None = None
@@ -493,7 +568,12 @@ class ObservationBuilder:
         if geometry != self._geometry:
             c = self.contract
             self._pooler = BeamPooler(
-                geometry[0], angle_min, angle_increment, c.num_beams, c.range_min, c.range_max
+                geometry[0],
+                angle_min + self.mount_yaw,
+                angle_increment,
+                c.num_beams,
+                c.range_min,
+                c.range_max,
             )
             self._geometry = geometry
             self._history = None

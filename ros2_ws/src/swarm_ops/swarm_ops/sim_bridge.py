@@ -43,7 +43,12 @@ node whose control timer fires on that /clock has the readings of the same
 step. Scans are published as the simulator measures them, exactly what the
 training observation was pooled from, so a policy node sees on ROS what the
 policy saw in training (including hits nearer than range_min, which robot_io
-discards as a real driver's invalid readings).
+discards as a real driver's invalid readings). At the sim config's fidelity
+(sim.fidelity.preset nominal or harsh, mappo_training/sim/fidelity.py) the
+readings are the robot profile's, as in training: a scan only every
+scan_period, with range noise and dropped rays; odometry (and odom ->
+base_footprint) with its drift; commands reach the wheels late and
+acceleration-limited.
 
 EVENT TYPES (every event has "type", "robot" (null for the swarm), "t" (sim
 seconds) and "episode"); positions are in map:
@@ -98,6 +103,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from mappo_training.sim.config import SimConfig
 from mappo_training.sim.episodes import EpisodeRules, EpisodeTracker
+from mappo_training.sim.fidelity import Fidelity
 from mappo_training.sim.scenarios import (
     PlacementError,
     default_max_steps,
@@ -159,6 +165,7 @@ class SimulatedArena:
         seed: int = 0,
         cmd_timeout: float = 0.5,
         profile: robot_io.RobotProfile | None = None,
+        scan_angle_min: float = 0.0,
     ) -> None:
         from mappo_training.sim.world import World
 
@@ -173,6 +180,20 @@ class SimulatedArena:
         self.world = World(1, self.num_robots, self.arena_size, self.profile)
         self._rng = np.random.default_rng(seed)
         n = self.num_robots
+        self.scan_angle_min = float(scan_angle_min)
+        """Angle of a published scan's first ray (the LaserScan's angle_min)."""
+        self.fidelity = Fidelity(
+            cfg.fidelity,
+            self.profile,
+            cfg.contract(self.profile),
+            1,
+            n,
+            self.profile.scan_beams,
+            self.scan_angle_min,
+        )
+        """The lidar, actuation and odometry effects at cfg.fidelity, as in training."""
+        self.scan_due = np.ones(n, dtype=bool)
+        """(N,) robots whose lidar sends a scan with the next readings."""
         self._command = np.zeros((n, 2))
         self._command_time = np.full(n, -math.inf)
         self._touching_robot = np.zeros(n, dtype=bool)
@@ -196,6 +217,8 @@ class SimulatedArena:
         if layout is None:
             layout = draw_layout(self._rng, self.cfg, self.arena_size, self.profile.radius)
         self.world.set_layout(0, layout)
+        self.fidelity.start_episode(0, self._rng, self.world.poses()[0])
+        self.scan_due[:] = True  # the first scan of the episode, as training's
         starts = np.asarray(layout.starts, dtype=np.float64)
         goals = np.asarray(layout.goals, dtype=np.float64)
         self.episodes.start(0, layout)
@@ -262,9 +285,12 @@ class SimulatedArena:
         fresh = world.sim_time - self._command_time < self.cmd_timeout - _TIME_EPSILON
         driving = ~episodes.arrived[0]
         twists = np.where((fresh & driving)[:, None], self._command, 0.0)
-        world.set_twists(twists[None])
+        applied = self.fidelity.actuate(twists[None], world.velocities())
+        world.set_twists(applied * driving[None, :, None])
         before = world.poses()
         contacts = world.advance()
+        self.fidelity.track_odometry(before, world.poses())
+        self.scan_due = self.fidelity.scan_arrivals()[0]
         arrived = episodes.record_step(
             before, world.poses(), world.goals(), contacts.robot, contacts.static
         ).arrived[0]
@@ -305,6 +331,7 @@ class SimulatedArena:
         simulated time moves on, nothing else does. Commands are kept."""
         self.world.set_twists(np.zeros((1, self.num_robots, 2)))
         self.world.advance()
+        self.scan_due = self.fidelity.scan_arrivals()[0]  # the lidar keeps turning
 
     def halt(self) -> None:
         """Zero every robot's command and velocity, without scoring (for shutdown)."""
@@ -317,6 +344,18 @@ class SimulatedArena:
     @property
     def sim_time(self) -> float:
         return self.world.sim_time
+
+    def readings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """What the robots measure now, at the config's fidelity: odometry poses
+        (N, 3, in map) and velocities (N, 2), and the scans (N, scan_beams) of
+        the robots in `scan_due` (rows of the others are not meaningful), or
+        None when no robot's lidar sends one now."""
+        world = self.world
+        poses, velocities = self.fidelity.odometry(world.poses(), world.velocities())
+        ranges = None
+        if self.scan_due.any():
+            ranges = self.fidelity.scan(world, self.profile.scan_beams, np.array([0]))[0]
+        return poses[0], velocities[0], ranges
 
     @property
     def parked(self) -> np.ndarray:
@@ -517,7 +556,9 @@ class SimBridgeNode(Node):
             )
         self.settings = settings_from_parameters(declare_parameters(self, PARAMETERS))
         cfg = build_sim_config(self.settings)
-        self.arena = SimulatedArena(cfg, self.settings.seed, self.settings.cmd_timeout)
+        self.arena = SimulatedArena(
+            cfg, self.settings.seed, self.settings.cmd_timeout, None, self.settings.scan_angle_min
+        )
         profile = self.arena.profile
         self.finished = False
         """True once the requested number of episodes has run."""
@@ -820,11 +861,10 @@ class SimBridgeNode(Node):
     def _publish_readings(self) -> None:
         arena = self.arena
         stamp = self._stamp()
-        poses = frames.to_odom(self._origins, arena.world.poses()[0])
-        velocities = arena.world.velocities()[0]
-        ranges = arena.world.scan(arena.profile.scan_beams, angle_min=self.settings.scan_angle_min)[
-            0
-        ].astype(np.float32)
+        # At the sim config's fidelity: odometry with its drift; a scan only
+        # from robots whose lidar sends one now (every scan_period), noisy.
+        true_poses, velocities, ranges = arena.readings()
+        poses = frames.to_odom(self._origins, true_poses)
         for i, robot in enumerate(self.robots):
             # Odometry first: a node that acts on each scan (control_on_scan)
             # then sees the pose of the same step, as in training.
@@ -836,9 +876,11 @@ class SimBridgeNode(Node):
             odom.twist.twist.linear.x = float(velocities[i, 0])
             odom.twist.twist.angular.z = float(velocities[i, 1])
             robot.odom_pub.publish(odom)
+            if ranges is None or not arena.scan_due[i]:
+                continue
             scan = robot.scan
             scan.header.stamp = stamp
-            scan.ranges = array.array("f", ranges[i].tobytes())
+            scan.ranges = array.array("f", ranges[i].astype(np.float32).tobytes())
             robot.scan_pub.publish(scan)
         if self._tf_pub is not None:
             settings = self.settings
