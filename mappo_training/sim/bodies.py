@@ -96,12 +96,32 @@ def create_robot(p, client: int, shape: int, x: float, y: float) -> int:
     )
 
 
-def create_obstacle(
-    p, client: int, obstacle: Obstacle, height: float, x: float, y: float
-) -> tuple[int, int]:
-    """(body, shape) of an obstacle placed at physics-frame (x, y); its yaw turns it."""
+def obstacle_shape_key(obstacle: Obstacle) -> tuple:
+    """What an obstacle's collision shape depends on (not where it stands or its yaw)."""
+    if obstacle.kind == "cylinder":
+        return ("cylinder", obstacle.radius)
+    return ("box", obstacle.half_x, obstacle.half_y)
+
+
+def create_obstacle_shape(p, client: int, obstacle: Obstacle, height: float) -> int:
+    """A mesh collision shape for obstacles of this size, to place as many bodies as wanted."""
     if obstacle.kind == "cylinder":
         outline = round_outline(obstacle.radius)
     else:
         outline = box_outline(obstacle.half_x, obstacle.half_y)
-    return _mesh_body(p, client, outline, height, x, y, obstacle.yaw)
+    vertices, indices = _prism(outline, height)
+    return p.createCollisionShape(
+        p.GEOM_MESH, vertices=vertices, indices=indices, physicsClientId=client
+    )
+
+
+def place_obstacle(p, client: int, shape: int, obstacle: Obstacle, x: float, y: float) -> int:
+    """A static body of `shape` at physics-frame (x, y), turned by the obstacle's yaw."""
+    yaw = obstacle.yaw
+    return p.createMultiBody(
+        baseMass=0.0,
+        baseCollisionShapeIndex=shape,
+        basePosition=[x, y, 0.0],
+        baseOrientation=[0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)],
+        physicsClientId=client,
+    )

@@ -176,5 +176,3 @@ def team_size_bounds(cfg: SimConfig) -> tuple[int, int]:
     """Smallest and largest team any episode of the run may have."""
     sizes = [n for v in all_variant_configs(cfg) for n in (v.team_sizes or [v.num_robots])]
     return min(sizes), max(sizes)
-
-

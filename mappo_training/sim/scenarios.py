@@ -66,6 +66,19 @@ from swarm_contract.robot_io import RobotProfile
 RANDOM_COVERAGE = 0.3
 PLACEMENT_TRIES = 200
 PLACEMENT_RESTARTS = 50
+SIZE_GRID = 0.01
+"""Random obstacle sizes are drawn on this grid (metres): the world keeps one
+PyBullet shape per size it has seen (PyBullet never frees a used shape)."""
+ROOM_GRID = 0.05
+"""Sides drawn from arena_size_range are on this grid (metres), for the same reason."""
+
+
+def _on_grid(value, grid: float = SIZE_GRID, low: float = -np.inf, high: float = np.inf):
+    """value rounded to the grid, kept in [low, high] (a float or an array)."""
+    rounded = np.clip(np.round(np.asarray(value) / grid) * grid, low, high)
+    return float(rounded) if rounded.ndim == 0 else rounded
+
+
 BOUNDARY_HALF_THICKNESS = MIN_OBSTACLE_SIZE
 """Half thickness in metres of the walls that fence in an episode's smaller square."""
 
@@ -242,7 +255,7 @@ def _draw_in_smaller_room(
     """The scenario in a square of a side drawn from cfg.arena_size_range (grown
     when the team needs more room, never beyond the world's arena), fenced in."""
     low, high = cfg.arena_size_range
-    side = float(rng.uniform(low, high)) if high > low else float(low)
+    side = _on_grid(rng.uniform(low, high), ROOM_GRID, low, high) if high > low else float(low)
     room_cfg = _room_config(cfg, side)
     side = min(required_arena_size(room_cfg, robot_radius), arena_size)
     inner = draw_layout(rng, dataclasses.replace(room_cfg, arena_size=side), side, robot_radius)
@@ -463,10 +476,10 @@ def random_obstacles(
     for i in range(cfg.num_obstacles):
         for _ in range(PLACEMENT_TRIES):
             if i % 2 == 0:
-                size = {"radius": rng.uniform(low, high)}
+                size = {"radius": _on_grid(rng.uniform(low, high), low=low, high=high)}
                 kind = "cylinder"
             else:
-                half_x, half_y = rng.uniform(low, high, size=2)
+                half_x, half_y = _on_grid(rng.uniform(low, high, size=2), low=low, high=high)
                 size = {"half_x": half_x, "half_y": half_y, "yaw": rng.uniform(-math.pi, math.pi)}
                 kind = "box"
             bounding = Obstacle(kind, **size).bounding_radius
