@@ -203,6 +203,17 @@ def recorded_observations(sim: dict, steps: int = 200, seed: int = 7) -> np.ndar
     return np.concatenate(frames).reshape(-1, frames[0].shape[-1]).astype(np.float32)
 
 
+def exported_robots(learner) -> int:
+    """How many robot_<i>.onnx files a learner needs: one per robot, except a
+    single shared actor without a robot id, which is the same network for
+    every robot, so one file drives any number of them (robot k of a fleet
+    loads robot_<k mod n>.onnx)."""
+    cfg = learner.cfg
+    if cfg.share_actor and cfg.agent_id == "none" and len(learner.slots) == 1:
+        return 1
+    return learner.num_agents
+
+
 def export_checkpoint(
     checkpoint: Path, out_dir: Path, *, name: str | None = None, eval_episodes: int = 0
 ) -> dict:
@@ -233,7 +244,7 @@ def export_checkpoint(
         )
     )
     try:
-        for robot in range(learner.num_agents):
+        for robot in range(exported_robots(learner)):
             module = deterministic_policy(learner, robot, contract)
             path = staging / f"robot_{robot}.onnx"
             _export_one(module, contract, path, {**common, "policy.agent_id": str(robot)})
@@ -311,7 +322,13 @@ def policy_readme(card: dict) -> str:
     lines = [
         f"# Policy `{card['name']}`",
         "",
-        f"One ONNX file per robot (`robot_<i>.onnx`), trained by run `{card['training']['run']}`"
+        (
+            "One ONNX file, `robot_0.onnx`, for every robot (an id-free shared actor: any"
+            " number of robots)"
+            if len(card["robots"]) == 1
+            else "One ONNX file per robot (`robot_<i>.onnx`)"
+        )
+        + f", trained by run `{card['training']['run']}`"
         f" for {card['training']['robot_steps']:,} robot-steps ({card['training']['wall_time_s']} s).",
         "",
         f"- Input `obs`: {c['num_beams']} lidar beams x {c['scan_stack']} scans over"

@@ -28,7 +28,8 @@ from swarm_contract.robot_io import Contract, ContractMismatch
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("run"))
+    # A robot id on the shared actor: one file per robot, each with its id baked in.
+    return train_tiny_run(tmp_path_factory.mktemp("run"), "algo.agent_id=onehot")
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,18 @@ def test_model_faster_than_the_robot_is_reported_naming_the_field(exported):
     slow_robot = Contract(max_linear=0.1)
     with pytest.raises(ContractMismatch, match="max_linear: model commands up to 0.22"):
         model_contract.check_fits(slow_robot)
+
+
+def test_an_id_free_shared_actor_is_one_file_for_any_fleet(tmp_path):
+    """Without a robot id every robot runs the same network: one robot_0.onnx,
+    which the fleet gives robot k as robot_<k mod 1>."""
+    from swarm_controller.fleet import policy_for_robot
+
+    run = train_tiny_run(tmp_path / "run")
+    out = tmp_path / "models" / "any"
+    assert swarm(["export", str(run), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["robot_0.onnx"]
+    card = yaml.safe_load((out / "policy.yaml").read_text())
+    assert [r["file"] for r in card["robots"]] == ["robot_0.onnx"]
+    assert "any number of robots" in (out / "README.md").read_text()
+    assert policy_for_robot(out, 11) == (out / "robot_0.onnx").resolve()
