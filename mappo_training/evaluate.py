@@ -278,12 +278,20 @@ def task(
     return sim
 
 
+REPLACED_SECTIONS = ("fidelity",)
+"""Sections an override replaces whole: a fidelity preset asked for is that
+preset, not the training run's randomisation ranges with another name on."""
+
+
 def merge(base: dict, overrides: dict) -> dict:
     """`base` with `overrides` set on it; a section (mapping) in both is merged
-    key by key, so {"fidelity": {"preset": "harsh"}} keeps the section's other keys."""
+    key by key (so {"reward": {"time": 0}} keeps the other weights), except the
+    REPLACED_SECTIONS."""
     out = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key in REPLACED_SECTIONS:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value

@@ -136,3 +136,14 @@ def test_store_needs_a_policy_card(tmp_path, capsys):
     run_dir.mkdir()
     assert swarm(["eval", str(run_dir), "--matrix", "tiny", "--store"]) == 2
     assert "--store" in capsys.readouterr().err
+
+
+def test_a_fidelity_asked_for_replaces_the_training_ranges():
+    """A policy trained over wide randomisation ranges is scored at the preset
+    asked for, not at its training ranges under the preset's name."""
+    from mappo_training.evaluate import task
+
+    trained = {"scenario": "random", "fidelity": {"preset": "nominal", "dropout": [0.5, 4.0]}}
+    sim = task(trained, None, 8, None, {"fidelity": {"preset": "harsh"}})
+    assert sim["fidelity"] == {"preset": "harsh"}
+    assert sim["num_robots"] == 8
