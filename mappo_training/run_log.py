@@ -33,6 +33,8 @@ CSV_KEYS = [
     "losses/explained_variance",
     "losses/behaviour_weight",
     "charts/worker_restarts",  # Ray workers replaced so far (swarm train --ray); empty otherwise
+    "charts/team_size",  # mean robots of the episodes that ended (sim.team_sizes)
+    "charts/curriculum_stage",  # mean curriculum stage they were drawn at (sim.curriculum)
 ]
 
 

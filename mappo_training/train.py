@@ -208,10 +208,17 @@ class EpisodeStats:
         if not self.episodes:
             return {}
         scores = summarize(self.episodes)
-        return {
+        out = {
             log_key: math.nan if scores[key] is None else scores[key]
             for log_key, key in EPISODE_LOG_KEYS.items()
         }
+        # Runs over many teams and a curriculum: which team sizes and stages
+        # the finished episodes had (mean), so a curve's dip can be read.
+        for log_key, key in (("charts/team_size", "robots"), ("charts/curriculum_stage", "stage")):
+            values = [e[key] for e in self.episodes if key in e]
+            if values:
+                out[log_key] = float(np.mean(values))
+        return out
 
     def clear(self) -> None:
         self.episodes = []
