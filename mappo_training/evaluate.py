@@ -145,7 +145,8 @@ class SimSafety:
         env, c = self.env, self.env.contract
         ranges = env.scan_ranges
         twists = action_to_twist(actions, c.max_linear, c.max_angular)
-        parked = env.parked
+        # Parked at the goal, or a slot the episode's (smaller) team leaves empty.
+        parked = env.parked | ~env.episodes.present
         period = env.profile.control_period
         safe = np.zeros_like(twists)
         for a, row in enumerate(self.layers):
