@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swarm_contract.onnx_policy import MAX_POLICY_BYTES
-from swarm_contract.robot_io import PROFILES_DIR, Contract, RobotProfile, load_profile
+from swarm_contract.robot_io import Contract, RobotProfile
 from swarm_controller.goals import NAMESPACE_FIELD, map_to_odom_pose
+from swarm_controller.robot_fit import node_profile
 from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class NodeSettings:
 
     policy_path: str
     robot_contract: str
+    robot_profile: str
     max_linear: float
     max_angular: float
     max_linear_accel: float
@@ -75,8 +77,22 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "robot_contract",
         "",
         "YAML file with this robot's observation contract (robot_io.Contract fields)."
-        " Empty: the first policy loaded at configure defines it, and every swap must"
-        " match that one.",
+        " Empty: the robot profile's (robot_profile) limits, periods and ranges, with"
+        " the first policy's beams, scan stack and goal clip; every swap must match"
+        " that one. A model whose scan stack assumes another scan_period than the"
+        " profile's lidar is refused, naming scan_period (robot_fit.py).",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "robot_profile",
+        "",
+        "This robot's profile (robot_io.RobotProfile): a profile shipped with"
+        " swarm_contract by name (turtlebot3_burger) or a profile YAML's path. Empty:"
+        " the shipped profile the first policy's contract names (turtlebot3_burger for"
+        " shipped models); none shipped under that name: a custom robot, whose first"
+        " policy's contract is the robot's. It sets the robot's side of the contract"
+        " check, the caps on the motion limits, the stop zone's footprint and the"
+        " lidar's mount_yaw. Read-only.",
         read_only=True,
     ),
     ParameterSpec(
@@ -335,6 +351,11 @@ def check_value(name: str, value: object) -> str | None:
         missing = [d for d in value or () if not Path(d).expanduser().is_dir()]
         if missing:
             return f"allowed_policy_dirs: {missing} are not existing folders"
+    if name == "robot_profile" and value:
+        try:
+            node_profile(value, Contract())
+        except ValueError as err:
+            return str(err)
     if name == "policy_path" and not str(value).strip():
         return "policy_path is empty; give the path of a robot_<i>.onnx file"
     return None
@@ -354,30 +375,24 @@ LIMITS = ("max_linear", "max_angular", "max_linear_accel", "max_angular_accel")
 """The motion limits a fleet file may lower but never raise above the robot's."""
 
 
-def robot_profile(robot: Contract) -> RobotProfile | None:
-    """The shipped profile the robot's contract names, or None for a custom robot."""
-    if (PROFILES_DIR / f"{robot.profile}.yaml").is_file():
-        return load_profile(robot.profile)
-    return None
-
-
 def capped_limits(settings: NodeSettings, robot: Contract) -> tuple[dict[str, float], list[str]]:
     """The LIMITS parameters, none above what the robot allows, and a warning per cap.
 
     The robot's speeds are its contract's (the `robot_contract` file, else the
-    first policy's) and, when the contract names a shipped profile, that
-    profile's too, which also caps the accelerations: a fleet file cannot make
-    a 0.22 m/s Burger drive at 5 m/s. A custom robot (no shipped profile) has no
-    acceleration limits to cap with; the parameters stand.
+    one robot_fit made) and, when it has a profile (robot_profile, or a shipped
+    one its contract names), that profile's too, which also caps the
+    accelerations: a fleet file cannot make a 0.22 m/s Burger drive at 5 m/s.
+    A custom robot (no profile) has no acceleration limits to cap with; the
+    parameters stand.
     """
     tops = {"max_linear": robot.max_linear, "max_angular": robot.max_angular}
     source = "robot contract"
-    profile = robot_profile(robot)
+    profile = node_profile(settings.robot_profile, robot)
     if profile is not None:
         tops = {name: getattr(profile, name) for name in LIMITS} | {
             k: min(v, getattr(profile, k)) for k, v in tops.items()
         }
-        source = f"robot profile {robot.profile!r}"
+        source = f"robot profile {profile.name!r}"
     limits, warnings = {}, []
     for name in LIMITS:
         wanted = getattr(settings, name)
@@ -396,7 +411,7 @@ def safety_limits(settings: NodeSettings, robot: Contract) -> tuple[SafetyLimits
     from swarm_contract.safety_layer import SafetyLimits
 
     limits, warnings = capped_limits(settings, robot)
-    profile = robot_profile(robot)
+    profile = node_profile(settings.robot_profile, robot)
     if profile is None:
         profile = RobotProfile(name=robot.profile)
         warnings.append(

@@ -35,6 +35,19 @@ Topics (relative, so the namespace makes them the robot's own):
            clock (also with use_sim_time and no /clock), in every lifecycle
            state, and on every swap; scan_hz, odom_hz and cmd_vel_hz (last
            5 s) WARN while driving when below half of what is expected.
+           scan_period: the lidar's measured period (median interval of the
+           last scans); WARN, naming both periods, while a model stacking
+           scans meets a lidar more than 30 % off its contract's scan_period
+           (scan_period.py: it warns and does not hold, and why).
+
+Which robot a model must fit (robot_fit.py): the robot_contract file, else
+the robot profile (robot_profile, default: the shipped profile the model
+names, turtlebot3_burger) for what the robot is (ranges, limits, control and
+scan periods), with the first model's beams, stack and goal clip. A model
+whose scan stack was trained at another lidar period is refused at configure
+and on a swap, naming scan_period; on a refused swap the old policy drives on.
+The profile's mount_yaw turns scan angles into robot-frame angles, for the
+observation and the stop zone alike (as the simulator pools them).
 
 Nothing from another robot or any shared topic feeds the control: a robot's
 policy sees only its own sensors (the deployment half of MAPPO's centralized
@@ -105,7 +118,7 @@ from swarm_contract.robot_io import (
     count_valid_rays,
 )
 from swarm_contract.safety_layer import SafetyLayer
-from swarm_controller import estops, goals, live_policy, parameters
+from swarm_controller import estops, goals, live_policy, parameters, robot_fit
 from swarm_controller.estops import EStops
 from swarm_controller.executor import ControlFirstExecutor
 from swarm_controller.messages import (
@@ -123,6 +136,7 @@ from swarm_controller.reporting import (
     measured_rate,
 )
 from swarm_controller.safety import CommandGate, estop_reason
+from swarm_controller.scan_period import ScanPeriodMeter, period_problem
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -192,6 +206,8 @@ class PolicyNode(LifecycleNode):
         # measured while subscribed (configure to cleanup), cmd_vel's always.
         self._rates = {"scan": RateMeter(), "odom": RateMeter(), "cmd_vel": RateMeter()}
         self._rates["cmd_vel"].start(time.monotonic())
+        self._scan_period = ScanPeriodMeter()
+        self._scan_period_off = False  # whether the last check found a mismatch (logged once)
         self._problem = ""
         self._scan_problem = ""
         # The policy that drives. Replaced by one assignment (atomic under the
@@ -200,6 +216,7 @@ class PolicyNode(LifecycleNode):
         self._robot_contract: Contract | None = None
         self._candidate: tuple[str, OnnxPolicy] | None = None
         self._builder: ObservationBuilder | None = None
+        self._mount_yaw = 0.0  # the lidar's yaw on the base (robot profile), radians
         # Latest readings; written and read by control-group callbacks only.
         self._scan_time: float | None = None
         self._scan_rays: tuple[int, int] | None = None  # (valid, total) of the latest scan
@@ -301,7 +318,10 @@ class PolicyNode(LifecycleNode):
                 raise PolicyRejected(f"parameter {reason}")
             robot = load_robot_contract(s.robot_contract) if s.robot_contract else None
             policy, source, resumed = self._configured_policy(robot)
-            limits, warnings = parameters.safety_limits(s, robot or policy.contract)
+            if robot is None:  # the profile's, which the policy was just checked against
+                robot = robot_fit.robot_contract_for(s.robot_profile, policy.contract)
+            profile = robot_fit.node_profile(s.robot_profile, robot)
+            limits, warnings = parameters.safety_limits(s, robot)
         except Exception as err:  # PolicyRejected, or anything a check let slip
             self._problem = f"configure failed: {refusal_reason(err, s.policy_path)}"
             self.get_logger().error(self._problem)
@@ -311,9 +331,10 @@ class PolicyNode(LifecycleNode):
         if resumed:
             self._adopt_policy_path(resumed)
         self._policy_source = source
-        self._robot_contract = robot or policy.contract
+        self._robot_contract = robot
         self._policy = policy
-        self._builder = ObservationBuilder(self._robot_contract)
+        self._mount_yaw = profile.mount_yaw if profile is not None else 0.0
+        self._builder = ObservationBuilder(robot, mount_yaw=self._mount_yaw)
         # The clamp's and the safety layer's limits: the read-only parameters,
         # none above what the robot allows (parameters.capped_limits).
         for warning in warnings:
@@ -328,6 +349,7 @@ class PolicyNode(LifecycleNode):
         now = time.monotonic()
         self._rates["scan"].start(now)
         self._rates["odom"].start(now)
+        self._scan_period.reset()
         g = self.control_group
         self._sensor_subs = [
             self.create_subscription(
@@ -395,6 +417,7 @@ class PolicyNode(LifecycleNode):
         self._sensor_subs = []
         self._rates["scan"].stop()
         self._rates["odom"].stop()
+        self._scan_period.reset()
         if self._policy_pub is not None:
             self.destroy_lifecycle_publisher(self._policy_pub)
         self._policy_pub = None
@@ -492,6 +515,8 @@ class PolicyNode(LifecycleNode):
         builder = self._builder
         if builder is None:
             return
+        stamp = msg.header.stamp
+        self._scan_period.arrived(goals.stamp_seconds(stamp.sec, stamp.nanosec), time.monotonic())
         try:
             ranges = checked_scan_ranges(msg)
             valid = count_valid_rays(ranges, msg.range_min, msg.range_max)
@@ -510,7 +535,9 @@ class PolicyNode(LifecycleNode):
             builder.forget_scans()
         self._scan_problem = ""
         self._scan_rays = (valid, len(ranges))
-        self._scan_geometry = (ranges, msg.angle_min, msg.angle_increment)
+        # In the robot frame, as the safety layer reads angles: a lidar mounted
+        # turned sees an obstacle ahead at scan angle -mount_yaw.
+        self._scan_geometry = (ranges, msg.angle_min + self._mount_yaw, msg.angle_increment)
         now = self._now()
         self._scan_time = now
         if self._settings.control_on_scan:
@@ -775,12 +802,14 @@ class PolicyNode(LifecycleNode):
         return SetParametersResult(successful=False, reason=reason)
 
     def _load_policy(self, path: str, robot: Contract | None, expected_sha256: str) -> OnnxPolicy:
-        """OnnxPolicy.load with every check the parameters ask for."""
+        """OnnxPolicy.load with every check the parameters ask for; with no robot
+        contract yet, checked against the robot profile (robot_fit)."""
         s = self._settings
-        return OnnxPolicy.load(
+        return robot_fit.load_fitting_policy(
             path,
             robot,
-            s.allowed_policy_dirs,
+            s.robot_profile,
+            allowed_dirs=s.allowed_policy_dirs,
             max_bytes=s.max_policy_bytes,
             expected_sha256=expected_sha256,
         )
@@ -993,10 +1022,33 @@ class PolicyNode(LifecycleNode):
             policy_source=self._policy_source,
             expected_sha256=self._settings.expected_sha256,
             rates=self._topic_rates(),
+            scan_period=self._measured_scan_period(),
+            scan_period_warning=self._check_scan_period(),
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
+
+    def _measured_scan_period(self) -> str:
+        """The lidar's period as measured, and the driving model's, for /diagnostics."""
+        measured, count = self._scan_period.period()
+        if measured is None:
+            return ""
+        policy = self._policy
+        model = f", model {policy.contract.scan_period:g} s" if policy is not None else ""
+        return f"{measured:.3f} s (median of {count}){model}"
+
+    def _check_scan_period(self) -> str:
+        """scan_period.period_problem for the driving model, logged when it starts and ends."""
+        policy = self._policy
+        problem = period_problem(self._scan_period, policy.contract if policy else None)
+        if bool(problem) != self._scan_period_off:
+            if problem:
+                self.get_logger().warning(problem)
+            else:
+                self.get_logger().info("scan_period: the lidar's period fits the model again")
+            self._scan_period_off = bool(problem)
+        return problem
 
     def _topic_rates(self) -> tuple:
         """scan, odom and cmd_vel as measured, against what the robot should

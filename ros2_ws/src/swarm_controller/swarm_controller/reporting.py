@@ -140,6 +140,8 @@ def diagnostic_status(
     policy_source: str = "",
     expected_sha256: str = "",
     rates: tuple[TopicRate, ...] = (),
+    scan_period: str = "",
+    scan_period_warning: str = "",
 ) -> DiagnosticStatus:
     """One DiagnosticStatus for this robot's policy node.
 
@@ -152,6 +154,10 @@ def diagnostic_status(
     rate below LOW_RATE_SHARE of the expected one makes it WARN ("driving; low
     rate: scan 1.8 Hz (expected 5)"). Every other state already says what is
     wrong and keeps its message.
+    scan_period: the lidar's measured period against the model's ("0.200 s,
+    model 0.1 s"); scan_period_warning, when they differ for a stacking model
+    (scan_period.py): appended to the message in any state, and an OK status
+    becomes WARN.
     """
     if problem:
         level, message = DiagnosticStatus.ERROR, problem
@@ -172,6 +178,10 @@ def diagnostic_status(
     low = [rate.describe() for rate in rates if rate.low]
     if level == DiagnosticStatus.OK and low:
         level, message = DiagnosticStatus.WARN, f"{message}; low rate: {', '.join(low)}"
+    if scan_period_warning:
+        message = f"{message}; {scan_period_warning}"
+        if level == DiagnosticStatus.OK:
+            level = DiagnosticStatus.WARN
     values = {
         "lifecycle_state": lifecycle_state,
         "policy_path": str(policy.path) if policy else "",
@@ -206,6 +216,7 @@ def diagnostic_status(
         # not subscribed (unconfigured).
         **{f"{rate.topic}_hz": "" if rate.hz is None else f"{rate.hz:.1f}" for rate in rates},
         "expected_hz": ", ".join(f"{rate.topic} {rate.expected_hz:g}" for rate in rates),
+        "scan_period": scan_period,
     }
     return DiagnosticStatus(
         level=level,
