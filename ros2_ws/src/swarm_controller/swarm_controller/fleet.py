@@ -54,6 +54,10 @@ POLICY_TOPICS = ("scan", "odom", "goal", "cmd_vel")
 replace these and nothing else."""
 
 SCENARIOS = ("random", "circle", "swap")
+"""Scenarios a launch argument or `swarm deploy --sim` names by themselves."""
+SIM_SCENARIOS = (*SCENARIOS, "layout")
+"""What sim_node_specs takes: also `layout`, a named room layout whose name comes
+in the bridge's sim_config or sim_overrides (layout=two_rooms), as `swarm demo` does."""
 RESPAWN_DELAY = 1.0
 """Seconds between a policy node's crash and its restart."""
 RESPAWN_MAX_RETRIES = 5
@@ -228,8 +232,8 @@ def sim_node_specs(
     """
     if isinstance(num_robots, bool) or not isinstance(num_robots, int) or num_robots < 1:
         raise ConfigError(f"num_robots={num_robots!r}: must be an integer >= 1")
-    if scenario not in SCENARIOS:
-        raise ConfigError(f"scenario={scenario!r}: must be one of {list(SCENARIOS)}")
+    if scenario not in SIM_SCENARIOS:
+        raise ConfigError(f"scenario={scenario!r}: must be one of {list(SIM_SCENARIOS)}")
     bridge = {
         "num_robots": num_robots,
         "scenario": scenario,

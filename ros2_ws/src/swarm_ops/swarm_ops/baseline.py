@@ -51,12 +51,18 @@ def demo_go_to_goal(obs: np.ndarray, contract) -> np.ndarray:
 def run_handwritten(args: argparse.Namespace) -> int:
     """One episode in the simulator driven by demo_go_to_goal, with pictures."""
     from mappo_training.sim import BatchedSwarmEnv, EpisodeRecorder, SimConfig
+    from swarm_contract.config import ConfigError, from_dict
 
     started = time.perf_counter()
+    sim = {"num_robots": args.robots, "scenario": args.scenario or "circle"}
+    if getattr(args, "layout", None):
+        sim["layout"] = args.layout
+    if getattr(args, "fidelity", None):
+        sim["fidelity"] = {"preset": args.fidelity}
     try:
-        cfg = SimConfig(num_robots=args.robots, scenario=args.scenario or "circle")
-    except ValueError as err:
-        print(f"error: --robots/--scenario: {err}", file=sys.stderr)
+        cfg = from_dict(SimConfig, sim, "sim")
+    except (ConfigError, ValueError) as err:
+        print(f"error: --robots/--scenario/--layout/--fidelity: {err}", file=sys.stderr)
         return 2
     with BatchedSwarmEnv(cfg, num_arenas=1, seed=args.seed) as env:
         obs, _ = env.reset(seed=args.seed)
@@ -69,7 +75,8 @@ def run_handwritten(args: argparse.Namespace) -> int:
         period = env.profile.control_period
 
     print(
-        f"demo: {cfg.scenario} scenario, {cfg.num_robots} robots in a {arena:.1f} m arena,"
+        f"demo: {cfg.layout + ' layout' if cfg.layout else cfg.scenario + ' scenario'},"
+        f" {cfg.num_robots} robots in a {arena:.1f} m arena, {cfg.fidelity.preset} fidelity,"
         " driven by demo_go_to_goal (a hand-written controller, not a trained policy)"
     )
     print_result(recording["result"], cfg.num_robots, period)

@@ -1,5 +1,12 @@
 """`swarm demo`: the shipped policy driving a simulated swarm through ROS 2, end to end.
 
+By default: 8 robots cross between two furnished rooms joined by a doorway
+(the `two_rooms` layout, mappo_training/sim/layouts/), at `nominal` fidelity
+(the TurtleBot3's 5 Hz lidar with noise and dropped returns, acceleration
+limits, actuation latency, odometry drift: mappo_training/sim/fidelity.py),
+with the fleet-wide swap in the middle; --robots, --scenario/--layout and
+--fidelity show other situations.
+
 What runs (the same nodes `swarm deploy --sim` and swarm_sim.launch.py start):
 the sim bridge (PyBullet robots on robot_<i>/scan, odom, goal, cmd_vel and
 /clock) and one policy-node process per robot, each running its ONNX file from
@@ -36,6 +43,14 @@ from swarm_ops.episode_report import draw_pictures, print_result
 
 DEFAULT_OUT = Path("out/demo")
 DEFAULT_POLICY = Path("models/default")
+DEMO_ROBOTS = 8
+DEMO_LAYOUT = "two_rooms"
+"""A room with furniture that reads at a glance: two rooms, one doorway, every
+robot crossing it (so they must take turns)."""
+DEMO_FIDELITY = "nominal"
+HANDWRITTEN_ROBOTS = 4
+HANDWRITTEN_SCENARIO = "circle"
+FIDELITIES = ("ideal", "nominal", "harsh")
 REAL_TIME_FACTOR = 2.0
 """The demo's simulated seconds per wall second: fast to watch, easy for 2 cores."""
 SWAP_TIMEOUT = 15.0
@@ -74,12 +89,30 @@ def swap_target(policy: Path, asked: Path | None, run_dir: Path) -> tuple[Path, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for pictures and logs")
-    p.add_argument("--robots", type=int, default=4, help="robots in the arena (default 4)")
+    p.add_argument(
+        "--robots",
+        type=int,
+        help=f"robots in the arena (default {DEMO_ROBOTS}; {HANDWRITTEN_ROBOTS} for"
+        " --controller handwritten)",
+    )
     p.add_argument(
         "--scenario",
-        choices=["random", "circle", "swap"],
-        help="random starts and goals, a circle crossing, or two groups swapping sides"
-        " (default: the policy's training scenario; circle for --controller handwritten)",
+        choices=["random", "circle", "swap", "layout"],
+        help="random starts and goals, a circle crossing, two groups swapping sides, or a"
+        f" named room layout (--layout) (default: layout {DEMO_LAYOUT};"
+        f" {HANDWRITTEN_SCENARIO} for --controller handwritten)",
+    )
+    p.add_argument(
+        "--layout",
+        help="named room layout (two_rooms, corridor, crossing, warehouse, or a layout YAML);"
+        f" implies --scenario layout (default {DEMO_LAYOUT} when no --scenario is given)",
+    )
+    p.add_argument(
+        "--fidelity",
+        choices=FIDELITIES,
+        help="how true to the robot the simulator is: ideal (perfect sensors and motion),"
+        " nominal (the robot profile's lidar, acceleration, latency, odometry) or harsh"
+        f" (default {DEMO_FIDELITY}; ideal for --controller handwritten)",
     )
     p.add_argument("--seed", type=int, default=0, help="scenario seed (same seed, same layout)")
     p.add_argument(
@@ -118,7 +151,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def resolve_defaults(args: argparse.Namespace) -> str | None:
+    """Fill in robots, scenario, layout and fidelity for the controller asked
+    for; the reason they contradict each other, or None."""
+    handwritten = args.controller == "handwritten"
+    if args.layout and args.scenario not in (None, "layout"):
+        return (
+            f"--layout {args.layout} with --scenario {args.scenario}: a layout is its own"
+            " scenario; drop --scenario or give --scenario layout"
+        )
+    if args.layout or args.scenario == "layout":
+        args.scenario, args.layout = "layout", args.layout or DEMO_LAYOUT
+    elif args.scenario is None and not handwritten:
+        args.scenario, args.layout = "layout", DEMO_LAYOUT
+    elif args.scenario is None:
+        args.scenario = HANDWRITTEN_SCENARIO
+    if args.robots is None:
+        args.robots = HANDWRITTEN_ROBOTS if handwritten else DEMO_ROBOTS
+    if args.fidelity is None:
+        args.fidelity = "ideal" if handwritten else DEMO_FIDELITY
+    return None
+
+
+def situation(args: argparse.Namespace) -> str:
+    """'8 robots, two_rooms layout, nominal fidelity': what the demo shows."""
+    where = f"{args.layout} layout" if args.scenario == "layout" else f"{args.scenario} scenario"
+    return f"{args.robots} robots, {where}, {args.fidelity} fidelity"
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = resolve_defaults(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.controller == "handwritten":
         from swarm_ops.baseline import run_handwritten
 
@@ -131,7 +196,7 @@ def run_policy(args: argparse.Namespace) -> int:
     from swarm_contract.config import ConfigError
     from swarm_controller.fleet import find_policy, sim_node_specs
     from swarm_ops.deploy import Deployment, new_run_dir
-    from swarm_ops.sim_task import trained_sim_config, write_sim_task
+    from swarm_ops.sim_task import task_config, write_sim_task
     from swarm_ops.watch import SwarmWatcher
 
     started = time.perf_counter()
@@ -152,18 +217,21 @@ def run_policy(args: argparse.Namespace) -> int:
         policy = find_policy(args.policy).resolve()
         target, target_text = swap_target(policy, args.swap_to, run_dir)
         target = target.resolve()
-        # A policy is shown on the task it learned unless asked otherwise.
-        scenario = args.scenario or str(trained_sim_config(policy).get("scenario", "random"))
-        # The episode goes on after a contact (training may have ended it
-        # there) so the swap always happens and the pictures show the whole
-        # run; the score still calls any collision a failure.
-        sim_task = write_sim_task(
-            policy, run_dir, num_robots=args.robots, scenario=scenario, end_on_collision=False
-        )
+        overrides: dict[str, Any] = {
+            "fidelity": {"preset": args.fidelity},
+            # The episode goes on after a contact (training may have ended it
+            # there) so the swap always happens and the pictures show the
+            # whole run; the score still calls any collision a failure.
+            "end_on_collision": False,
+        }
+        if args.scenario == "layout":
+            overrides["layout"] = args.layout
+        sim = task_config(policy, scenario=args.scenario, robots=args.robots, overrides=overrides)
+        sim_task = write_sim_task(run_dir, sim)
         specs = sim_node_specs(
             num_robots=args.robots,
             policy=policy,
-            scenario=scenario,
+            scenario=args.scenario,
             seed=args.seed,
             bridge_parameters={
                 "sim_config": str(sim_task),
@@ -176,14 +244,14 @@ def run_policy(args: argparse.Namespace) -> int:
                 "allowed_policy_dirs": sorted({str(policy.parent), str(target.parent)})
             },
         )
-        profile = _profile_of(sim_task)
+        profile = _checked_profile(policy, sim_task)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no empty run folder
         print(f"error: {err}", file=sys.stderr)
         return 2
 
     print(
-        f"demo: {args.robots} robots, {scenario} scenario, policy {policy.name}:"
+        f"demo: {situation(args)}, policy {policy.name}:"
         f" sim bridge + {args.robots} policy-node processes over ROS 2"
         f" (x{args.real_time_factor:g} real time)"
     )
@@ -211,10 +279,26 @@ def run_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_of(sim_task: Path):
+def _checked_profile(policy: Path, sim_task: Path):
+    """The simulated robots' profile, once they would take the policy: a model
+    whose scan stack assumes another lidar period than the bridge's at this
+    fidelity (or any other contract mismatch) is refused here, with the
+    reason, before nine processes start."""
     from mappo_training.sim.config import load_sim_config
+    from swarm_contract.onnx_policy import OnnxPolicy, PolicyRejected
+    from swarm_controller.fleet import policy_for_robot
 
-    return load_sim_config(sim_task).robot_profile()
+    cfg = load_sim_config(sim_task)
+    profile = cfg.robot_profile()
+    contract = cfg.contract(profile)
+    try:
+        OnnxPolicy.load(policy_for_robot(policy, 0), robot_contract=contract)
+    except PolicyRejected as err:
+        raise PolicyRejected(
+            f"{err} (the simulated robots at {cfg.fidelity.preset} fidelity scan every"
+            f" {contract.scan_period:g} s; --fidelity picks another)"
+        ) from None
+    return profile
 
 
 def _run_episode(args, watcher, deployment, target: Path, profile) -> dict:

@@ -50,7 +50,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "scenario",
         "",
-        "Layout of each episode: random, circle or swap; empty: from sim_config (random).",
+        "Layout of each episode: random, circle, swap or layout (a named room layout, its"
+        " name in sim_config or sim_overrides: layout=two_rooms); empty: from sim_config (random).",
         read_only=True,
     ),
     ParameterSpec(

@@ -2,7 +2,11 @@
 
 A policy folder's policy.yaml card keeps the training config; its `sim:`
 section is the task. The demo and `swarm bench deploy` show a policy on that
-task (with a few overrides: robot count, scenario, ...) unless asked otherwise.
+task with a few changes (robot count, scenario or named layout, fidelity, ...)
+made the way `swarm eval` makes them (mappo_training.evaluate.task): a run
+trained on a mix (episode variants, team sizes, a curriculum) is shown on
+exactly the scenario and team asked for, and a fidelity preset asked for
+replaces the training's randomisation ranges.
 """
 
 from __future__ import annotations
@@ -22,10 +26,26 @@ def trained_sim_config(policy: Path) -> dict[str, Any]:
     return dict(((data.get("training") or {}).get("config") or {}).get("sim") or {})
 
 
-def write_sim_task(policy: Path, run_dir: Path, **overrides: Any) -> Path:
-    """`<run_dir>/sim_task.yaml` for the bridge's sim_config: the policy's training
-    task with `overrides` on top."""
-    sim = {**trained_sim_config(policy), **overrides}
+def task_config(
+    policy: Path,
+    *,
+    scenario: str | None = None,
+    robots: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `sim:` mapping to show `policy` on: its training task with the
+    scenario, robot count and further sim keys (`overrides`, e.g. {"layout":
+    "two_rooms"} or {"fidelity": {"preset": "nominal"}}) set as `swarm eval` sets them."""
+    from mappo_training.evaluate import task
+
+    sim = task(trained_sim_config(policy), scenario, robots, None, overrides)
+    if sim.get("scenario") != "layout":
+        sim.pop("layout", None)  # a layout name only means something with scenario layout
+    return sim
+
+
+def write_sim_task(run_dir: Path, sim: dict[str, Any]) -> Path:
+    """`<run_dir>/sim_task.yaml` holding `sim` (from `task_config`), for the bridge's sim_config."""
     path = run_dir / "sim_task.yaml"
     path.write_text(yaml.safe_dump({"sim": sim}, sort_keys=False))
     return path

@@ -13,6 +13,17 @@ Two scores of the same policy on the very same episodes, side by side:
   simulator stepped in lock-step) on the layouts the bridge played, drawn from
   the same seed, so the difference measures deployment, not luck of the draw.
 
+Both sides play the same task: the policy's training task with --robots,
+--scenario/--layout, --num-obstacles and --fidelity set as `swarm eval` sets
+them (mappo_training.evaluate.task; the bridge gets it as its sim_config).
+At nominal or harsh fidelity every episode draws its robots' effects (noise
+and dropout levels, latency, acceleration limits, odometry drift, lidar
+phase); the simulator side replays each episode from the bridge's random
+state, so both sides draw the same effects for the same episode. What still
+differs: the per-scan noise itself (the bridge's lidar has the profile's
+rays, the simulator's sim_scan_rays) and the lidar phase after lockstep's
+settling steps at an episode's start, in which the bridge's lidar keeps turning.
+
 Also reported: `swarm eval` on its own seeds (eval_success), whether the
 policy nodes kept up (the control ticks they missed, from their /diagnostics),
 and how often their stop zone cut a command (stop_zone_cuts on /diagnostics),
@@ -23,6 +34,7 @@ The last line is one JSON object with `sim_success` and `ros_success`.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import threading
@@ -47,7 +59,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"episodes scored on each side (default {DEFAULT_EPISODES})",
     )
     p.add_argument("--robots", type=int, help="robots per episode (default: as trained)")
-    p.add_argument("--scenario", help="random, circle or swap (default: as trained)")
+    p.add_argument("--scenario", help="random, circle, swap or layout (default: as trained)")
+    p.add_argument(
+        "--layout",
+        help="named room layout (two_rooms, corridor, crossing, warehouse, or a layout YAML);"
+        " implies --scenario layout",
+    )
+    p.add_argument(
+        "--num-obstacles",
+        type=int,
+        help="random clutter (cylinders and boxes) per episode (default: as trained)",
+    )
+    p.add_argument(
+        "--fidelity",
+        choices=["ideal", "nominal", "harsh"],
+        help="simulator fidelity preset on both sides (default: as trained); nominal: the"
+        " robot profile's 5 Hz lidar, noise, acceleration limits, latency, odometry drift",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the layouts both sides play")
     p.add_argument(
         "--real-time-factor",
@@ -72,21 +100,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def bridge_layouts(cfg, seed: int, count: int) -> list:
-    """The first `count` layouts a sim bridge with this config and seed plays, in order
-    (it draws one per episode from numpy's default_rng(seed))."""
+def bridge_episodes(cfg, seed: int, count: int) -> list[tuple[Any, dict]]:
+    """The first `count` episodes a sim bridge with this config and seed plays:
+    each one's layout and the state of the bridge's generator right after it,
+    from which the bridge then draws the episode's fidelity effects.
+
+    The bridge (SimulatedArena.start_episode) draws, per episode, the layout
+    and then the fidelity effects from one default_rng(seed); so does this."""
+    from mappo_training.sim.fidelity import Fidelity
     from mappo_training.sim.scenarios import draw_layout, fitted_arena_size
 
     profile = cfg.robot_profile()
     size = fitted_arena_size(cfg, profile)
     rng = np.random.default_rng(seed)
-    return [draw_layout(rng, cfg, size, profile.radius) for _ in range(count)]
+    # What the bridge's Fidelity draws per episode depends on the robot
+    # count and the config, not on the lidar's rays.
+    fidelity = Fidelity(
+        cfg.fidelity, profile, cfg.contract(profile), 1, cfg.num_robots, profile.scan_beams
+    )
+    episodes = []
+    for _ in range(count):
+        layout = draw_layout(rng, cfg, size, profile.radius)
+        episodes.append((layout, copy.deepcopy(rng.bit_generator.state)))
+        fidelity.start_episode(0, rng, np.asarray(layout.starts, dtype=np.float64))
+    return episodes
 
 
-def score_layouts(policy_dir: Path, cfg, layouts: list) -> list[dict[str, Any]]:
+def score_layouts(
+    policy_dir: Path, cfg, layouts: list, draw_states: list[dict] | None = None
+) -> list[dict[str, Any]]:
     """One episode per layout, all arenas stepped together, every robot through the
     robot's safety layer as in `swarm eval`; the episode dicts (with their
-    stop-zone cuts) in order."""
+    stop-zone cuts) in order.
+
+    draw_states: per layout, the random state its fidelity effects are drawn
+    from (bridge_episodes'), so each arena's robots get the effects the
+    bridge's robots had in that episode."""
     from mappo_training.evaluate import ExportedPolicy, SimSafety
     from mappo_training.sim import BatchedSwarmEnv
 
@@ -94,6 +143,8 @@ def score_layouts(policy_dir: Path, cfg, layouts: list) -> list[dict[str, Any]]:
     results: list[dict[str, Any] | None] = [None] * len(layouts)
     env = BatchedSwarmEnv(cfg, num_arenas=len(layouts), seed=0)
     try:
+        if draw_states is not None:
+            draw_like_the_bridge(env, draw_states)
         safety = SimSafety(env)
         obs, _ = env.reset(layouts=layouts)
         while any(r is None for r in results):
@@ -106,6 +157,17 @@ def score_layouts(policy_dir: Path, cfg, layouts: list) -> list[dict[str, Any]]:
     finally:
         env.close()
     return results
+
+
+def draw_like_the_bridge(env, draw_states: list[dict]) -> None:
+    """Before env.reset(layouts=...): arena k draws its episode's fidelity
+    effects from draw_states[k] (bridge_episodes'), as the bridge did.
+
+    The env draws an arena's effects from that arena's generator when it
+    starts the layout; BatchedSwarmEnv has no public way to hand it one, hence
+    its _rngs."""
+    for rng, state in zip(env._rngs, draw_states, strict=True):
+        rng.bit_generator.state = copy.deepcopy(state)
 
 
 # --------------------------------------------------------------------------- #
@@ -204,6 +266,18 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
     }
 
 
+def task_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The sim keys --layout, --num-obstacles and --fidelity set, on both sides."""
+    overrides: dict[str, Any] = {}
+    if args.layout:
+        overrides["layout"] = args.layout
+    if args.num_obstacles is not None:
+        overrides["num_obstacles"] = args.num_obstacles
+    if args.fidelity:
+        overrides["fidelity"] = {"preset": args.fidelity}
+    return overrides
+
+
 def _same_layout(event: dict, layout) -> bool:
     return np.allclose(np.asarray(event["starts"]), layout.starts, atol=1e-3) and np.allclose(
         np.asarray(event["goals"]), layout.goals, atol=1e-3
@@ -215,13 +289,14 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training.evaluate import evaluate
+    from mappo_training.evaluate import ExportedPolicy, evaluate
     from mappo_training.sim import SimConfig
     from mappo_training.sim.episodes import summarize
     from swarm_contract.config import ConfigError, from_dict
+    from swarm_contract.onnx_policy import PolicyRejected
     from swarm_controller.fleet import find_policy
     from swarm_ops.deploy import new_run_dir
-    from swarm_ops.sim_task import trained_sim_config, write_sim_task
+    from swarm_ops.sim_task import task_config, trained_sim_config, write_sim_task
 
     if args.episodes < 1:
         print(f"error: --episodes {args.episodes}: must be >= 1", file=sys.stderr)
@@ -229,22 +304,47 @@ def run(args: argparse.Namespace) -> int:
     if args.real_time_factor <= 0:
         print(f"error: --real-time-factor {args.real_time_factor}: must be > 0", file=sys.stderr)
         return 2
+    if args.layout and args.scenario not in (None, "layout"):
+        print(
+            f"error: --layout {args.layout} with --scenario {args.scenario}: a layout is its"
+            " own scenario; drop --scenario or give --scenario layout",
+            file=sys.stderr,
+        )
+        return 2
+    if args.num_obstacles is not None and args.num_obstacles < 0:
+        print(f"error: --num-obstacles {args.num_obstacles}: must be >= 0", file=sys.stderr)
+        return 2
+    overrides = task_overrides(args)
     try:
         policy = find_policy(args.policy).resolve()
         trained = trained_sim_config(policy)
         robots = args.robots or int(trained.get("num_robots", 4))
-        args.scenario_used = args.scenario or str(trained.get("scenario", "random"))
-        run_dir = new_run_dir(args.out)
-        sim_task = write_sim_task(policy, run_dir, num_robots=robots, scenario=args.scenario_used)
-        cfg = from_dict(
-            SimConfig, {**trained, "num_robots": robots, "scenario": args.scenario_used}, "sim"
+        args.scenario_used = (
+            "layout" if args.layout else args.scenario or str(trained.get("scenario", "random"))
         )
+        task = task_config(policy, scenario=args.scenario_used, robots=robots, overrides=overrides)
+        cfg = from_dict(SimConfig, task, "sim")
+        # The simulator side's check, before minutes on the ROS side: a model
+        # whose scan stack assumes another lidar period than this fidelity's is
+        # refused here with the reason.
+        try:
+            ExportedPolicy(policy, cfg.contract())
+        except PolicyRejected as err:
+            raise PolicyRejected(
+                f"{err} (simulated at {cfg.fidelity.preset} fidelity, lidar every"
+                f" {cfg.contract().scan_period:g} s; --fidelity picks another)"
+            ) from None
+        run_dir = new_run_dir(args.out)
+        sim_task = write_sim_task(run_dir, task)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    where = f"{cfg.layout} layout" if cfg.scenario == "layout" else cfg.scenario
+    clutter = f" + {cfg.num_obstacles} obstacles" if cfg.num_obstacles else ""
     print(
-        f"bench deploy: {policy.name}, {args.scenario_used} x {robots} robots, {args.episodes}"
+        f"bench deploy: {policy.name}, {where}{clutter} x {robots} robots at"
+        f" {cfg.fidelity.preset} fidelity, {args.episodes}"
         f" episodes per side, ROS side at x{args.real_time_factor:g} real time"
         f"{' at most, in lockstep' if args.lockstep else ''}"
     )
@@ -255,7 +355,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     indices = [int(e["episode"]) for e in ros["ends"]]
-    layouts = bridge_layouts(cfg, args.seed, max(indices) + 1)
+    episodes = bridge_episodes(cfg, args.seed, max(indices) + 1)
+    layouts = [layout for layout, _ in episodes]
     mismatched = [
         i for i in indices if i in ros["starts"] and not _same_layout(ros["starts"][i], layouts[i])
     ]
@@ -265,7 +366,9 @@ def run(args: argparse.Namespace) -> int:
             f" {mismatched}; the sim side scores the drawn ones"
         )
     began = time.perf_counter()
-    sim = score_layouts(policy, cfg, [layouts[i] for i in indices])
+    sim = score_layouts(
+        policy, cfg, [layouts[i] for i in indices], [episodes[i][1] for i in indices]
+    )
     sim_wall = time.perf_counter() - began
     evaluated = evaluate(
         policy,
@@ -273,6 +376,7 @@ def run(args: argparse.Namespace) -> int:
         scenario=args.scenario_used,
         robots=robots,
         sim_base=trained,
+        overrides=overrides,
     )
 
     # The bridge's episode_end events carry the same scores as the simulator's episodes.
@@ -280,6 +384,9 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "policy": str(policy),
         "scenario": args.scenario_used,
+        "layout": cfg.layout,
+        "num_obstacles": cfg.num_obstacles,
+        "fidelity": cfg.fidelity.preset,
         "robots": robots,
         "episodes": args.episodes,
         "sim_success": _rounded(sim_scores["success_rate"], 4),
