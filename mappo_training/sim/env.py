@@ -16,6 +16,7 @@ arena as obstacles until the whole team is done.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,16 @@ class BatchedSwarmEnv:
         self._fill_history(everything)
         self._started = True
         return self._observe()
+
+    def set_generator_states(self, states: list[dict]) -> None:
+        """Draw the next episodes from these per-arena generator states (numpy
+        bit_generator.state, one per arena): layouts, fidelity effects and team
+        sizes then come out as they did for whoever held those states (the
+        sim bridge, for `swarm bench deploy`)."""
+        if len(states) != self.num_arenas:
+            raise ValueError(f"got {len(states)} generator states for {self.num_arenas} arenas")
+        for rng, state in zip(self._rngs, states, strict=True):
+            rng.bit_generator.state = copy.deepcopy(state)
 
     def _start_episode(self, arena: int, layout: ArenaLayout | None) -> None:
         if layout is None:

@@ -161,13 +161,9 @@ def score_layouts(
 
 def draw_like_the_bridge(env, draw_states: list[dict]) -> None:
     """Before env.reset(layouts=...): arena k draws its episode's fidelity
-    effects from draw_states[k] (bridge_episodes'), as the bridge did.
-
-    The env draws an arena's effects from that arena's generator when it
-    starts the layout; BatchedSwarmEnv has no public way to hand it one, hence
-    its _rngs."""
-    for rng, state in zip(env._rngs, draw_states, strict=True):
-        rng.bit_generator.state = copy.deepcopy(state)
+    effects from draw_states[k] (bridge_episodes'), as the bridge did: the env
+    draws an arena's effects from that arena's generator when it starts the layout."""
+    env.set_generator_states(draw_states)
 
 
 # --------------------------------------------------------------------------- #
