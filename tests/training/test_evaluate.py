@@ -86,13 +86,15 @@ def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tm
     assert picture.stat().st_size > 5_000
 
 
-def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(capsys):
-    """models/circle_8 gives each robot its index: at 9 robots two share one."""
-    model = Path(__file__).resolve().parents[2] / "models" / "circle_8"
+def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(tmp_path, capsys):
+    """A shared actor with each robot's index as input: at 3 robots two share one."""
+    run = train_tiny_run(tmp_path / "run", "algo.agent_id=onehot")
+    model = tmp_path / "models" / "indexed"
+    assert swarm(["export", str(run), "--out", str(model)]) == 0
     args = ["eval", str(model), "--episodes", "1", "--json"]
-    assert swarm([*args, "--robots", "9"]) == 0
+    assert swarm([*args, "--robots", "3"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert "trained for 8 robots" in report["note"] and "--robots 8" in report["note"]
+    assert "trained for 2 robots" in report["note"] and "--robots 2" in report["note"]
     assert swarm(args) == 0
     assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
