@@ -39,6 +39,10 @@ def task_config(
     from mappo_training.evaluate import task
 
     sim = task(trained_sim_config(policy), scenario, robots, None, overrides)
+    # The bridge plays one scenario with one team: a training mix (variants,
+    # team sizes, a curriculum) leaves its top-level scenario at num_robots.
+    for key in ("variants", "team_sizes", "curriculum"):
+        sim.pop(key, None)
     if sim.get("scenario") != "layout":
         sim.pop("layout", None)  # a layout name only means something with scenario layout
     return sim
