@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,7 +162,11 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
     from swarm_controller.fleet import sim_node_specs
     from swarm_ops.deploy import LOCKSTEP_BRIDGE, Deployment
 
-    policy = shipped_policy()
+    # One shared file drives both robots, so the live swap needs a second copy of it
+    # for the respawned node to tell "swapped in live" from "launched with".
+    policy = tmp_path / "models" / "launched"
+    shutil.copytree(shipped_policy(), policy)
+    shutil.copytree(shipped_policy(), tmp_path / "models" / "live")
     specs = sim_node_specs(
         num_robots=2,
         policy=policy,
@@ -180,7 +185,7 @@ def test_a_killed_policy_node_is_respawned_and_its_robot_drives_on(tmp_path, pro
 
         wait_for(lambda: moving_since(0.0), 30.0, "robot_1 driving")
         # Swapped live before the crash: the respawned node must come back with it.
-        live = policy / "robot_0.onnx"
+        live = tmp_path / "models" / "live" / "robot_0.onnx"
         [swapped] = probe.set_parameters("/robot_1/policy_node", {"policy_path": str(live)})
         assert swapped.successful, swapped.reason
         swapped_at = time.monotonic()

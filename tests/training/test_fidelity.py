@@ -299,12 +299,17 @@ def test_bad_fidelity_config_names_the_key(fidelity, named):
         load_sim_config({"fidelity": fidelity})
 
 
-def test_the_burgers_profile_documents_its_lidar_and_keeps_the_control_period_for_now():
+def test_the_burgers_profile_says_its_lidar_scans_at_5_hz():
+    """The LDS-01 turns at 300 rpm: a stacked model trained on scans 0.1 s apart
+    does not fit, and is refused naming scan_period."""
     profile = robot_io.load_profile()
-    assert profile.scan_period is None and profile.lidar_period == profile.control_period
+    assert math.isclose(profile.scan_period, 0.2) and math.isclose(profile.control_period, 0.1)
     assert profile.mount_yaw == 0.0
     assert 0 < profile.range_noise_std < 0.02 and 0 < profile.dropout_rate < 0.1
-    assert math.isclose(Contract.for_profile(profile).scan_period, 0.1)
+    robot = Contract.for_profile(profile, scan_stack=3)
+    assert math.isclose(robot.scan_period, 0.2)
+    trained_at_10hz = Contract.for_profile(profile, scan_stack=3, scan_period=0.1)
+    assert any(p.startswith("scan_period") for p in trained_at_10hz.mismatches(robot))
 
 
 def test_a_snapshot_from_before_fidelity_resumes_with_fresh_draws(make_env):
