@@ -264,8 +264,11 @@ def task(
 
     A run trained on a mix (episode variants, team sizes, a curriculum) is
     scored on exactly the scenario or team asked for: the mix is dropped.
+    Asked for neither, it is scored on its mix as the curriculum ends (the
+    last stage), the task it was trained for: a fresh simulator would start
+    at the first stage, the easiest, and promote itself while being scored.
     `overrides` sets further sim keys (a section in both is merged key by key)."""
-    sim = merge(sim_base, overrides or {})
+    sim = final_stage(merge(sim_base, overrides or {}))
     if scenario:
         sim["scenario"] = scenario
         sim.pop("variants", None)
@@ -277,6 +280,17 @@ def task(
     if start_jitter is not None:
         sim["start_jitter"] = start_jitter
     return sim
+
+
+def final_stage(sim: dict) -> dict:
+    """`sim` with its curriculum (if any) replaced by the last stage's keys."""
+    curriculum = sim.get("curriculum")
+    if not curriculum:
+        return sim
+    stages = curriculum.get("stages") or [{}]
+    out = {key: value for key, value in sim.items() if key != "curriculum"}
+    out.update(stages[-1] or {})
+    return out
 
 
 REPLACED_SECTIONS = ("fidelity",)
@@ -328,6 +342,9 @@ def score(
         report.update(stop_zone_numbers(results))
     if sim.get("start_jitter"):
         report["start_jitter_m"] = sim["start_jitter"]
+    mix = training_mix(sim)
+    if mix:
+        report["mix"] = mix
     robots, trained = sim.get("num_robots"), policy.num_robots_trained
     if policy.uses_agent_id and robots != trained:
         report["note"] = (
@@ -404,6 +421,22 @@ def summarize(results: list[dict]) -> dict:
     return {key: None if value is None else round(value, 4) for key, value in scores.items()}
 
 
+def training_mix(sim: dict) -> dict | None:
+    """What a task scored on a mix draws per episode, or None for one fixed task.
+
+    A run's end-of-run evaluation plays its own training mix, where
+    `scenario` and `num_robots` are only the base and the robot slots: the
+    report must not read as one scenario with the largest team."""
+    variants = sim.get("variants") or []
+    sizes = sim.get("team_sizes")
+    if not (variants or sizes):
+        return None
+    return {
+        "variants": len(variants),
+        "team_sizes": list(sizes) if sizes else [sim.get("num_robots")],
+    }
+
+
 def stop_zone_numbers(results: list[dict]) -> dict:
     """How often the safety layer's stop zone cut motion in these episodes:
     cuts per robot-episode, per 1000 robot-steps driven, and the share of
@@ -439,8 +472,15 @@ def print_report(report: dict) -> None:
         if "start_jitter_m" in report
         else ""
     )
+    mix = report.get("mix")
+    what = (
+        f"training mix ({mix['variants']} episode variants, teams of"
+        f" {'/'.join(str(n) for n in sorted(set(mix['team_sizes'])))} robots" + ")"
+        if mix
+        else f"{report['scenario']} x {report['robots']} robots"
+    )
     print(
-        f"{report['scenario']} x {report['robots']} robots{jitter}, {report['episodes']} episodes:"
+        f"{what}{jitter}, {report['episodes']} episodes:"
         f" success {pct(report['success_rate'])}, collisions {pct(report['collision_rate'])},"
         f" robots arrived {pct(report['arrived_fraction'])},"
         f" time-to-goal {report['time_to_goal_s']} s, path efficiency {report['path_efficiency']}"

@@ -101,3 +101,30 @@ def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(tmp_
 def test_eval_of_something_that_is_not_a_run_says_so(tmp_path, capsys):
     assert swarm(["eval", str(tmp_path)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+
+
+def test_a_curriculum_run_is_scored_on_its_last_stage_and_says_it_is_a_mix():
+    """A fresh simulator starts a curriculum at its first (easiest) stage: the
+    end-of-run eval of nav_teams once reported 83% as "random x 16 robots"
+    while it played teams of 2 and 4 (the matrix's random x 16: 3%)."""
+    from mappo_training.evaluate import task, training_mix
+
+    sim = {
+        "scenario": "random",
+        "num_robots": 16,
+        "team_sizes": [2, 4, 8, 16],
+        "variants": [{"scenario": "random"}, {"scenario": "circle"}],
+        "curriculum": {
+            "stages": [{"team_sizes": [2, 4], "variants": [{"scenario": "random"}]}, {}],
+        },
+    }
+    scored = task(sim, scenario=None, robots=None)
+    assert "curriculum" not in scored
+    assert scored["team_sizes"] == [2, 4, 8, 16] and len(scored["variants"]) == 2
+    assert training_mix(scored) == {"variants": 2, "team_sizes": [2, 4, 8, 16]}
+
+    last_stage_narrows = dict(sim, curriculum={"stages": [{}, {"team_sizes": [8, 16]}]})
+    assert task(last_stage_narrows, None, None)["team_sizes"] == [8, 16]
+
+    one_team = task(sim, scenario="circle", robots=8)
+    assert training_mix(one_team) is None and one_team["num_robots"] == 8
