@@ -23,7 +23,7 @@ What `SafetyLayer.filter` does to a command, in order, and why:
    is the safe direction, and a ramp on it lengthens stopping and turning
    overshoot. It also keeps the robot drivable by policies trained
    without a ramp: ramping the Burger's 3.2 rad/s^2 both ways cut
-   models/circle_8 from 95 % to 10 % success in `swarm eval` (20 episodes);
+   models/circle_8 (retired since) from 95 % to 10 % success in `swarm eval` (20 episodes);
    ramping only speeding up leaves it at 95 %. Safety stops never wait for
    anything: the stop zone's cut below, and the node's holds and e-stops,
    which publish an immediate zero and then call `reset()`, so the next
