@@ -21,7 +21,8 @@ cell, and writes to --out:
 
 `--store` also writes the matrix into a models/<name> folder's policy card
 (policy.yaml `matrix:`, one entry per preset and fidelity, newest replaces
-older) with its heatmap beside it. It is a flag rather than the default
+older) with its heatmap beside it, and the card's matrices, tables and
+heatmaps, into the folder's README.md. It is a flag rather than the default
 because the folder is a shipped model: scoring it should not change it
 unless asked.
 """
@@ -388,7 +389,45 @@ def store_in_card(model_dir: Path, results: dict, picture: Path) -> Path:
     ]
     card["matrix"] = [*entries, entry]
     card_path.write_text(yaml.safe_dump(card, sort_keys=False))
+    store_in_readme(model_dir, card)
     return card_path
+
+
+README_BEGIN = "<!-- matrix: written by swarm eval --matrix --store; edits here are replaced -->"
+README_END = "<!-- matrix: end -->"
+
+
+def card_results(entry: dict) -> dict:
+    """A stored card entry as results that `markdown` can draw (rows and team
+    sizes in the order the cells ran)."""
+    cells = entry["cells"]
+    rows = list(dict.fromkeys(c["row"] for c in cells))
+    sizes = list(dict.fromkeys(c["robots"] for c in cells))
+    return {**entry, "rows": rows, "team_sizes": sizes}
+
+
+def store_in_readme(model_dir: Path, card: dict) -> Path | None:
+    """Write every matrix of the card, tables and heatmap, into the model's
+    README.md between README_BEGIN and README_END (appended the first time), so
+    what a user reads beside the ONNX file is what the card holds. None when
+    the folder has no README."""
+    readme = model_dir / "README.md"
+    if not readme.is_file():
+        return None
+    parts = [README_BEGIN, "## Matrix", ""]
+    for entry in card.get("matrix") or []:
+        parts += [markdown(card_results(entry)), f"![matrix]({entry['heatmap']})", ""]
+    parts.append(README_END)
+    block = "\n".join(parts)
+    text = readme.read_text()
+    if README_BEGIN in text and README_END in text:
+        head, rest = text.split(README_BEGIN, 1)
+        tail = rest.split(README_END, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text)
+    return readme
 
 
 # --------------------------------------------------------------------------- #

@@ -56,18 +56,25 @@ def test_matrix_prints_tables_draws_heatmap_writes_results_and_fills_the_card(
         assert cell["episodes"] == 2
         for key in ("success_rate", "collision_rate", "time_to_goal_s", "path_efficiency"):
             assert key in cell
-    assert results["fidelity"] == "ideal", "the tiny preset's"
+    assert results["fidelity"] == "nominal", "the tiny preset's"
     assert 0.0 <= results["mean_success"] <= 1.0
     assert results["worst_cell"]["success_rate"] == min(c["success_rate"] for c in cells.values())
     assert "| circle |" in (tmp_path / "m" / "matrix.md").read_text()
 
     card = yaml.safe_load((model / "policy.yaml").read_text())
-    (stored,) = card["matrix"]
-    assert stored["preset"] == "tiny" and stored["fidelity"] == "ideal"
+    shipped = yaml.safe_load(shipped_card)["matrix"]
+    *kept, stored = card["matrix"]
+    assert kept == shipped, "the shipped standard matrix stays beside the new entry"
+    assert stored["preset"] == "tiny" and stored["fidelity"] == "nominal"
     assert stored["command"].startswith(f"swarm eval {model} --matrix tiny")
     assert len(stored["cells"]) == 4 and (model / stored["heatmap"]).is_file()
     assert card["contract"] and card["robots"], "the rest of the card is kept"
     assert (DEFAULT_MODEL / "policy.yaml").read_bytes() == shipped_card
+
+    readme = (model / "README.md").read_text()
+    assert "Matrix `tiny` at fidelity `nominal`" in readme and "| circle |" in readme
+    assert f"![matrix]({stored['heatmap']})" in readme
+    assert readme.startswith("# Policy `default`"), "the rest of the README is kept"
 
 
 def test_a_rerun_gives_the_same_cells_and_replaces_the_cards_entry(model, tmp_path):
@@ -81,7 +88,9 @@ def test_a_rerun_gives_the_same_cells_and_replaces_the_cards_entry(model, tmp_pa
     assert cells("a") == cells("b"), "every cell's seed is fixed"
     card = yaml.safe_load((model / "policy.yaml").read_text())
     entries = [(e["preset"], e["fidelity"]) for e in card["matrix"]]
-    assert entries == [("tiny", "ideal")], "one entry per preset and fidelity"
+    assert entries.count(("tiny", "nominal")) == 1, "one entry per preset and fidelity"
+    readme = (model / "README.md").read_text()
+    assert readme.count("Matrix `tiny` at fidelity `nominal`") == 1, "the README's too"
 
 
 @pytest.mark.parametrize(
