@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from mappo_training import checkpoint as ckpt
+from mappo_training.sim.safety import SimSafety
 from swarm_contract.config import ConfigError
 
 
@@ -106,80 +107,6 @@ class ExportedPolicy(Policy):
                 v, w = clamp_twist(float(cmd[k, 0]), float(cmd[k, 1]), c.max_linear, c.max_angular)
                 actions[k, j] = (v / c.max_linear, w / c.max_angular)
         return actions
-
-
-class SimSafety:
-    """Every simulated robot's safety layer, as the policy node runs it.
-
-    One `SafetyLayer` per robot of every arena, with the limits of the
-    env's robot profile. `apply` filters a step's actions with the scan each
-    robot's current observation was built from (the simulator's lidar, at the
-    simulator's ray count and angles); `end_episode` returns an arena's
-    stop-zone cuts per robot and starts its robots from rest again.
-
-        safety = SimSafety(env)
-        obs, _, _, _, _, info = env.step(safety.apply(policy.act(obs)))
-        for ep in info["episodes"]:
-            cuts = safety.end_episode(ep["arena"])
-    """
-
-    def __init__(self, env, **overrides) -> None:
-        from mappo_training.sim.lidar import scan_geometry
-        from swarm_contract.safety_layer import SafetyLayer, SafetyLimits
-
-        self.env = env
-        limits = SafetyLimits.from_profile(env.profile, **overrides)
-        self.limits = limits
-        k, n = env.num_arenas, env.num_robots
-        self.layers = [[SafetyLayer(limits) for _ in range(n)] for _ in range(k)]
-        self.angle_min, self.angle_increment = scan_geometry(env.scan_rays)
-        self.cuts = np.zeros((k, n), dtype=int)
-        """Stop-zone cuts per robot in each arena's current episode."""
-        self.driving_steps = np.zeros((k, n), dtype=int)
-        """Steps each robot drove (was not parked) in each arena's current episode."""
-
-    def apply(self, actions: np.ndarray) -> np.ndarray:
-        """(K, N, 2) actions in [-1, 1] -> the same after every robot's safety layer."""
-        from swarm_contract.robot_io import action_to_twist
-
-        env, c = self.env, self.env.contract
-        ranges = env.scan_ranges
-        twists = action_to_twist(actions, c.max_linear, c.max_angular)
-        # Parked at the goal, or a slot the episode's (smaller) team leaves empty.
-        parked = env.parked | ~env.episodes.present
-        period = env.profile.control_period
-        safe = np.zeros_like(twists)
-        for a, row in enumerate(self.layers):
-            for r, layer in enumerate(row):
-                if parked[a, r]:
-                    layer.reset()  # the simulator holds a parked robot at zero
-                    continue
-                cmd = layer.filter(
-                    twists[a, r, 0],
-                    twists[a, r, 1],
-                    period,
-                    ranges[a, r],
-                    self.angle_min,
-                    self.angle_increment,
-                )
-                safe[a, r] = (cmd.linear, cmd.angular)
-                self.cuts[a, r] += cmd.stop_zone_cut
-                self.driving_steps[a, r] += 1
-        return np.stack(
-            [safe[..., 0] / c.max_linear, safe[..., 1] / c.max_angular], axis=-1
-        ).astype(np.float32)
-
-    def end_episode(self, arena: int) -> dict:
-        """Arena `arena`'s episode ended: its stop-zone numbers, and a fresh start."""
-        numbers = {
-            "stop_zone_cuts": self.cuts[arena].tolist(),
-            "driving_steps": self.driving_steps[arena].tolist(),
-        }
-        self.cuts[arena] = 0
-        self.driving_steps[arena] = 0
-        for layer in self.layers[arena]:
-            layer.reset()
-        return numbers
 
 
 def evaluate(
@@ -380,6 +307,9 @@ def run_episodes(
 
     arenas = max(1, min(arenas, episodes))
     quota = [episodes // arenas + (1 if a < episodes % arenas else 0) for a in range(arenas)]
+    # The safety layer is this function's to apply (or not, when asked): a
+    # policy trained with sim.safety_layer must not drive through two.
+    sim = {**sim, "safety_layer": False}
     env = BatchedSwarmEnv(from_dict(SimConfig, sim, "sim"), num_arenas=arenas, seed=seed)
     done = [0] * arenas
     results: list[dict] = []

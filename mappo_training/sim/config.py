@@ -171,6 +171,14 @@ class SimConfig:
     arena side at top speed."""
     end_on_collision: bool = False
     """End the episode on the first collision (otherwise robots are blocked and go on)."""
+    safety_layer: bool = False
+    """Drive every robot through the robot's safety layer (acceleration ramp and
+    stop zone, swarm_contract.safety_layer; sim/safety.py) between the policy
+    and the simulator, as the policy node does on a robot. A policy trained
+    without it meets a stop zone it never saw: in crowds, robots that would
+    have touched stop instead, and teams stall until the time-out.
+    `swarm eval` and `swarm bench deploy` apply the layer themselves
+    (--no-safety-layer turns it off), whatever this says."""
     state_mode: StateMode = "global"
     """Critic state: global (poses, velocities, goals, arrived flags of all robots),
     agent_specific (own observation + global state + one-hot robot index), or

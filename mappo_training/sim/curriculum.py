@@ -43,6 +43,7 @@ SHAPE_KEYS = frozenset(
         "goal_clip",
         "goal_tolerance",
         "end_on_collision",
+        "safety_layer",
         "fidelity",
         "curriculum",
     }

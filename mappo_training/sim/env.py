@@ -30,6 +30,7 @@ from mappo_training.sim.fidelity import Fidelity
 from mappo_training.sim.geometry import robot_distances
 from mappo_training.sim.lidar import scan_geometry
 from mappo_training.sim.reward import robot_rewards, wrong_side_closeness
+from mappo_training.sim.safety import SimSafety
 from mappo_training.sim.scenarios import (
     ArenaLayout,
     default_max_steps,
@@ -120,6 +121,8 @@ class BatchedSwarmEnv:
         self.episodes = EpisodeTracker.for_arenas(k, n, rules)
         """What each arena's current episode has done so far, and its scores."""
         self._one_hot = np.broadcast_to(np.eye(n, dtype=np.float32), (k, n, n))
+        self.safety = SimSafety(self) if cfg.safety_layer else None
+        """The robots' safety layers (sim.safety_layer), or None."""
         self._seed(seed)
         self._started = False
 
@@ -157,6 +160,8 @@ class BatchedSwarmEnv:
         everything = np.arange(self.num_arenas)
         for arena in everything:
             self._start_episode(arena, None if layouts is None else layouts[arena])
+            if self.safety is not None:
+                self.safety.end_episode(arena)  # robots start from rest
         self._fill_history(everything)
         self._started = True
         return self._observe()
@@ -201,6 +206,10 @@ class BatchedSwarmEnv:
         expected = (self.num_arenas, self.num_robots, self.action_dim)
         if actions.shape != expected:
             raise ValueError(f"actions have shape {actions.shape}, expected {expected}")
+        if self.safety is not None:
+            # The policy's actions (what PPO learns from) stay as they were; the
+            # robots drive what the safety layer lets through.
+            actions = self.safety.apply(actions)
         world = self.world
         episodes = self.episodes
         driving = episodes.driving
@@ -269,6 +278,8 @@ class BatchedSwarmEnv:
             ]
             for summary in info["episodes"]:
                 self.plan.record(summary["success"])
+                if self.safety is not None:
+                    summary.update(self.safety.end_episode(summary["arena"]))
             for arena in ended:
                 self._start_episode(arena, None)
             self._fill_history(ended)
@@ -414,6 +425,11 @@ class BatchedSwarmEnv:
         else:
             # Snapshots written before the EpisodeTracker kept its arrays at the top.
             self.episodes.restore({**snapshot, "team_return": snapshot["return"]})
+        if self.safety is not None:
+            # The layers' ramps are not in snapshots: a resumed episode's robots
+            # ramp up from rest once, as after a node restart.
+            for arena in range(self.num_arenas):
+                self.safety.end_episode(arena)
         self._started = True
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import threading
@@ -141,7 +142,11 @@ def score_layouts(
 
     policy = ExportedPolicy(policy_dir, cfg.contract())
     results: list[dict[str, Any] | None] = [None] * len(layouts)
-    env = BatchedSwarmEnv(cfg, num_arenas=len(layouts), seed=0)
+    # SimSafety below is the robots' one layer, even for a policy trained with
+    # sim.safety_layer (whose env would add a second).
+    env = BatchedSwarmEnv(
+        dataclasses.replace(cfg, safety_layer=False), num_arenas=len(layouts), seed=0
+    )
     try:
         if draw_states is not None:
             draw_like_the_bridge(env, draw_states)
