@@ -235,7 +235,7 @@ def draw_layout(
         place = place_circle if cfg.scenario == "circle" else place_swap
         starts, goals = place(rng, cfg, arena_size, robot_radius)
         if cfg.start_jitter > 0:
-            starts[:, :2] += rng.normal(0.0, cfg.start_jitter, (len(starts), 2))
+            starts[:, :2] += jitter(rng, cfg, robot_radius, len(starts))
         _check_clear_of(fixed, starts[:, :2], goals, cfg, robot_radius)
         points = np.concatenate([starts[:, :2], goals])
         obstacles = fixed + random_obstacles(rng, cfg, arena_size, robot_radius, points)
@@ -509,6 +509,18 @@ def _too_close(candidate: Obstacle, distance: float, others: tuple[Obstacle, ...
         return False
     centre = np.array([[candidate.x, candidate.y]])
     return bool(obstacle_clearance(pack_obstacles(others), centre).min() < distance)
+
+
+def jitter(rng: np.random.Generator, cfg: SimConfig, robot_radius: float, n: int) -> np.ndarray:
+    """(n, 2) start offsets: normal with std cfg.start_jitter, each cut to a length
+    that keeps the start off the walls (the wall_clearance placement left) and
+    off its neighbours (min_separation apart, both moving). Untruncated, a
+    16-robot circle in a fenced 4 m room drew a start touching the fence about
+    once in 10^5 episodes and stopped a training run."""
+    offsets = rng.normal(0.0, cfg.start_jitter, (n, 2))
+    longest = 0.9 * min(cfg.wall_clearance, (cfg.min_separation - 2 * robot_radius) / 2)
+    length = np.linalg.norm(offsets, axis=1, keepdims=True)
+    return offsets * np.minimum(1.0, longest / np.maximum(length, 1e-12))
 
 
 def _check_clear_of(

@@ -361,3 +361,18 @@ def test_the_picture_of_a_layout_draws_its_walls(make_env, tmp_path):
         for k, v in pictures.items()
     }
     assert grey["two_rooms"] > grey["open"] + 2000, "walls and furniture are drawn grey"
+
+
+@pytest.mark.parametrize("scenario", ["circle", "swap"])
+def test_jittered_starts_never_touch_the_fence_or_each_other(scenario):
+    """Jitter is normal but cut short: an untruncated draw once put a start of a
+    16-robot circle on the fence of its 4 m room and stopped a training run."""
+    cfg = SimConfig(
+        scenario=scenario, num_robots=16, arena_size_range=[4.0, 4.0], start_jitter=0.25
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        layout = draw_layout(rng, cfg, 8.0, R)
+        xy = layout.starts[:, :2]
+        assert obstacle_clearance(pack_obstacles(layout.obstacles), xy).min() >= R
+        assert pairwise_min(xy) >= 2 * R
