@@ -373,6 +373,13 @@ class BatchedSwarmEnv:
         lidar.scan_geometry(scan_rays)); for the robot-side safety layer."""
         return self._ranges
 
+    @property
+    def believed_goal_distance(self) -> np.ndarray:
+        """(K, N) metres from each robot to its goal as its odometry has it (with
+        drift at nominal fidelity): what the policy node's at-goal hold reads."""
+        odom_poses, _ = self._fidelity.odometry(self.world.poses(), self.world.velocities())
+        return np.linalg.norm(self.world.goals() - odom_poses[..., :2], axis=-1)
+
     def poses(self) -> np.ndarray:
         """(K, N, 3) current poses x, y, yaw in each arena's frame."""
         return self.world.poses()

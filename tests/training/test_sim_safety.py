@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,41 @@ def test_with_the_layer_they_stop_short_and_the_episode_counts_the_cuts():
 def test_a_variant_may_not_switch_the_layer():
     with pytest.raises(ValueError, match="safety_layer"):
         SimConfig(variants=[{"safety_layer": True}])
+
+
+def test_a_robot_is_held_where_its_odometry_says_it_is_at_its_goal():
+    """As the policy node's gate: zero commands once the odometry puts the robot
+    within the hold tolerance, whatever the simulator's true-pose arrival says."""
+    from mappo_training.sim.safety import SimSafety
+    from swarm_contract.safety_layer import DEFAULT_GOAL_HOLD
+
+    def final_gap(hold: float) -> float:
+        # Arrival on the true pose only within 1 cm: the hold is what stops it.
+        cfg = SimConfig(num_robots=1, goal_tolerance=0.01, max_steps=60)
+        with BatchedSwarmEnv(cfg, num_arenas=1, seed=0) as env:
+            start = np.array([[0.0, 0.0, 0.0]])
+            env.reset(layouts=[ArenaLayout(env.arena_size, start, np.array([[0.5, 0.0]]))])
+            safety = SimSafety(env, goal_tolerance=hold)
+            for _ in range(40):
+                env.step(safety.apply(np.broadcast_to(FULL_AHEAD, (1, 1, 2))))
+            return float(env.believed_goal_distance[0, 0])
+
+    held = final_gap(DEFAULT_GOAL_HOLD)
+    assert DEFAULT_GOAL_HOLD - 0.03 <= held <= DEFAULT_GOAL_HOLD, f"stopped {held:.3f} m short"
+    assert final_gap(0.0) > 0.3, "without a hold it drives on past the goal"
+
+
+def test_the_policy_node_holds_at_the_same_tolerance_by_default():
+    import yaml
+
+    from swarm_contract.safety_layer import DEFAULT_GOAL_HOLD
+
+    pytest.importorskip("swarm_controller", reason="needs the robot-side package")
+    from swarm_controller.parameters import PARAMETERS
+
+    spec = next(p for p in PARAMETERS if p.name == "goal_tolerance")
+    assert spec.default == DEFAULT_GOAL_HOLD
+    package = Path(__file__).resolve().parents[2] / "ros2_ws/src/swarm_controller"
+    params = yaml.safe_load((package / "config/policy_node.yaml").read_text())
+    (section,) = params.values()
+    assert section["ros__parameters"]["goal_tolerance"] == DEFAULT_GOAL_HOLD

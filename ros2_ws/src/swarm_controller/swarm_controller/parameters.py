@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from swarm_contract.onnx_policy import MAX_POLICY_BYTES
 from swarm_contract.robot_io import Contract, RobotProfile
+from swarm_contract.safety_layer import DEFAULT_GOAL_HOLD
 from swarm_controller.goals import NAMESPACE_FIELD, map_to_odom_pose
 from swarm_controller.robot_fit import node_profile
 from swarm_controller.ros_parameters import ParameterSpec, declare_parameters, parameter_values
@@ -173,8 +174,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "goal_tolerance",
-        0.15,
-        "Metres from the goal at which the robot counts as arrived and stops. Goals come"
+        DEFAULT_GOAL_HOLD,
+        "Metres from the goal, by odometry, at which the robot counts as arrived and"
+        " stops for good. Keep it under the accuracy you need by the odometry's drift:"
+        " a robot stops where its odometry first says it is this close. Goals come"
         " in the robot's odom frame or in map (see map_to_odom).",
         0.0,
         10.0,

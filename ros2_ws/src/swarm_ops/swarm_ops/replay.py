@@ -41,7 +41,7 @@ MAX_STEPS = 4000
 """Most poses per robot in the picture; a longer bag is drawn at a coarser step."""
 GOAL_TOLERANCE = 0.15
 """Metres from its goal at which a robot counts as arrived when the bag has no
-events saying so (the policy node's default goal_tolerance)."""
+events saying so (the task's arrival tolerance, sim.goal_tolerance)."""
 EVENTS_TOPIC = "/swarm/events"
 
 Pose2D = tuple[float, float, float]

@@ -405,6 +405,17 @@ def run(args: argparse.Namespace) -> int:
             ),
             4,
         ),
+        # Per layout, both sides: where they part, which side's robots did not arrive.
+        "per_episode": [
+            {
+                "episode": i,
+                "sim_arrived": _rounded(a["arrived_fraction"], 4),
+                "ros_arrived": _rounded(b["arrived_fraction"], 4),
+                "sim_steps": int(a["length"]),
+                "ros_steps": int(b["length"]),
+            }
+            for i, a, b in zip(indices, sim, ros["ends"], strict=True)
+        ],
         "real_time_factor": args.real_time_factor,
         "missed_tick_fraction": ros["missed_tick_fraction"],
         "lockstep": bool(args.lockstep),
