@@ -137,11 +137,14 @@ def run(args: argparse.Namespace) -> int:
             publishers[topic].publish(Bool(data=engaged))
         print(f"{'e-stop' if engaged else 'release'} published on {', '.join(topics)}", flush=True)
         if targets is None:
-            found = fleet_robots(node, args.node_name, args.timeout / 2)
+            # All of --timeout for discovery: it ends as soon as the set of
+            # robots settles, and a fresh process on a loaded machine has
+            # needed more than half of 6 s to see nodes that were there.
+            found = fleet_robots(node, args.node_name, args.timeout)
             targets = [Target(ns, FLEET_TOPIC) for ns in found]
             if not targets:
                 print(
-                    f"no '{args.node_name}' nodes found within {args.timeout / 2:g} s"
+                    f"no '{args.node_name}' nodes found within {args.timeout:g} s"
                     f" (ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}): nobody confirmed"
                     f" the {'e-stop' if engaged else 'release'}",
                     file=sys.stderr,
