@@ -278,3 +278,16 @@ def test_the_fleet_rviz_config_shows_each_tb3_and_sends_goals_to_tb3_0():
     assert goal_tool["Topic"]["Value"] == "/tb3_0/goal"
     scans = [d for d in manager["Displays"] if d["Class"].endswith("LaserScan")]
     assert {d["Topic"]["Reliability Policy"] for d in scans} == {"Best Effort"}
+
+
+def test_replay_lists_robots_in_robot_order_whatever_the_recorder_saw_first():
+    """The recorder discovers topics in an order that varies with load."""
+    from swarm_ops.replay import natural_key
+
+    seen = ["/robot_10/odom", "/robot_1/odom", "/robot_2/odom", "/robot_0/odom"]
+    assert sorted(seen, key=natural_key) == [
+        "/robot_0/odom",
+        "/robot_1/odom",
+        "/robot_2/odom",
+        "/robot_10/odom",
+    ]

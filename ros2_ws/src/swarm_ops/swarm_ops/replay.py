@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ events saying so (the task's arrival tolerance, sim.goal_tolerance)."""
 EVENTS_TOPIC = "/swarm/events"
 
 Pose2D = tuple[float, float, float]
+
+
+def natural_key(name: str) -> list:
+    """Sort key in which the numbers inside a name count as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 @dataclass
@@ -150,7 +156,9 @@ def read_bag(path: Path) -> BagContents:
                         pose = (tr.x, tr.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
                         tf.setdefault(_frame(t.child_frame_id), []).append((_stamp(t.header), pose))
         duration = reader.duration * 1e-9 if reader.message_count else 0.0
-    tracks = [r for r in robots.values() if r.poses]
+    # In robot order (robot_2 before robot_10), not in the order the recorder
+    # happened to discover the topics, which varies with load.
+    tracks = sorted((r for r in robots.values() if r.poses), key=lambda r: natural_key(r.namespace))
     frames, frames_from = tf, "/tf"
     if not _covers(frames, tracks):
         frames, frames_from = _frames_from_events(events), "the sim bridge's episode events"
