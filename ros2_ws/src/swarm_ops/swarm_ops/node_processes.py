@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from swarm_controller.fleet import NodeSpec
-from swarm_ops.ros_domains import private_domain_environment
+from swarm_ops.ros_domains import fast_dds_transport, private_domain_environment
 
 
 def node_environment(
@@ -35,9 +35,12 @@ def node_environment(
     ROS_LOG_DIR is set (else ~/.ros/log). `ros_home`: the nodes' ROS_HOME
     (else the inherited one, ~/.ros by default), where a policy node keeps the
     live-policy record a respawn resumes from. Output is unbuffered, so log
-    files show lines as they happen, not when a buffer fills.
+    files show lines as they happen, not when a buffer fills. Fast DDS speaks
+    UDP only unless the user chose (`ros_domains.fast_dds_transport`): a node
+    respawned after a crash must hear its sensors.
     """
     env = dict(os.environ)
+    env.update(fast_dds_transport())
     if domain is not None:
         env.update(private_domain_environment(domain))
     if log_dir is not None:

@@ -40,10 +40,25 @@ def private_domain_environment(domain: int) -> dict[str, str]:
 
     A claimed id is only free on this machine, so discovery stays on localhost.
     The middleware is the one already chosen, else Fast DDS (what the pip ROS
-    wheels ship), so this process and its children always speak the same one.
+    wheels ship), so this process and its children always speak the same one;
+    its transport is `fast_dds_transport()`'s.
     """
     return {
         "ROS_DOMAIN_ID": str(domain),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+        **fast_dds_transport(),
     }
+
+
+def fast_dds_transport() -> dict[str, str]:
+    """Fast DDS over UDP only, unless the user chose its transports.
+
+    Fast DDS's default adds shared memory between processes on one host, and a
+    process restarted after a kill -9 (a crashed node that its supervisor
+    respawns) can match its peers there and still receive nothing: the dead
+    process's shared-memory ports stay behind (eProsima/Fast-DDS issues #2811,
+    #5053). We saw it as a respawned policy node with no scan or odometry. UDP
+    over loopback costs little at a robot's message rates and has no such state.
+    """
+    return {"FASTDDS_BUILTIN_TRANSPORTS": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")}
