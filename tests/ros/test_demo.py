@@ -38,7 +38,7 @@ def test_demo_deploys_8_robots_in_two_rooms_at_nominal_fidelity_swaps_and_draws_
     swap = re.search(r"swap at t=([\d.]+) s to (.+): (\d)/8 robots accepted", report)
     assert swap, report
     assert float(swap.group(1)) > 0 and swap.group(3) == "8"
-    assert "stopped: 8/8 policy nodes exited cleanly" in report
+    assert "stopped: 8/8 policy nodes exited cleanly" in report, report
     if int(arrived.group(1)):
         assert "mean time-to-goal" in report
 

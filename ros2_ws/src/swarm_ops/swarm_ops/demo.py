@@ -272,7 +272,13 @@ def run_policy(args: argparse.Namespace) -> int:
     _print_swap(outcome, target_text)
     stopped = [n for n in deployment.nodes if n.spec.executable == "policy_node"]
     clean = sum(bool(n.stopped_cleanly) for n in stopped)
-    print(f"  stopped: {clean}/{len(stopped)} policy nodes exited cleanly after a zero command")
+    unclean = ", ".join(
+        f"{n.spec.label}: exit codes {n.exit_codes}" for n in stopped if not n.stopped_cleanly
+    )
+    print(
+        f"  stopped: {clean}/{len(stopped)} policy nodes exited cleanly after a zero command"
+        + (f" (not {unclean})" if unclean else "")
+    )
     draw_pictures(recording, args.out, gif=args.gif)
     print(f"  node logs: {run_dir}")
     print(f"  ({time.perf_counter() - started:.1f} s wall time)")
