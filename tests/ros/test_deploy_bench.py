@@ -42,6 +42,12 @@ def test_bench_deploy_scores_both_sides_on_the_same_episodes(tmp_path, capsys, r
     assert result["lockstep"] is True and result["lockstep_misses"] == 0, result
     # How often the safety layer's stop zone cut a command shows on both sides.
     assert result["stop_zone_cuts"] >= 0 and result["sim_stop_zone_cuts"] >= 0
+    # ... and as rates that compare: per command the nodes sent (in lockstep one
+    # per robot-step at least; diagnostics may miss the last second's), per
+    # robot-step in the simulator.
+    assert result["ros_commands"] >= sum(e["ros_steps"] for e in result["per_episode"])
+    assert result["stop_zone_cuts_per_1000_commands"] >= 0, result
+    assert result["sim_stop_zone_cuts_per_1000_steps"] >= 0, result
     assert any(line.strip().startswith("stop zone cut") for line in lines[:-1])
 
 

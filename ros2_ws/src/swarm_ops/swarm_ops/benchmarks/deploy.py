@@ -230,6 +230,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         first = watcher.reset_episode()
         ticks_before, missed_before = tally.total("ticks"), tally.total("missed_ticks")
         cuts_before = tally.total("stop_zone_cuts")
+        commands_before = tally.total("commands")
         loop_started = time.perf_counter()
 
         def scored() -> list[dict]:
@@ -253,6 +254,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         # Diagnostics come once a second: counted up to the last report, which
         # may miss the final second's cuts.
         cuts = tally.total("stop_zone_cuts") - cuts_before
+        commands = tally.total("commands") - commands_before
     finally:
         deployment.stop()
         watcher.close()
@@ -263,6 +265,7 @@ def run_ros_episodes(args, policy: Path, sim_task: Path, robots: int, run_dir: P
         "loop_wall_s": loop_wall,
         "missed_tick_fraction": round(missed / max(1, ticks + missed), 4),
         "stop_zone_cuts": cuts,
+        "commands": commands,
         "robot_steps": sum(int(e["length"]) for e in ends) * robots,
     }
 
@@ -283,6 +286,11 @@ def _same_layout(event: dict, layout) -> bool:
     return np.allclose(np.asarray(event["starts"]), layout.starts, atol=1e-3) and np.allclose(
         np.asarray(event["goals"]), layout.goals, atol=1e-3
     )
+
+
+def per_1000(count: int, total: int) -> float | None:
+    """`count` per 1000 of `total`, or None when there was nothing to count."""
+    return round(1000 * count / total, 2) if total else None
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -421,7 +429,15 @@ def run(args: argparse.Namespace) -> int:
         "lockstep": bool(args.lockstep),
         "lockstep_misses": sum(int(e.get("lockstep_misses", 0)) for e in ros["ends"]),
         "stop_zone_cuts": ros["stop_zone_cuts"],
+        "ros_commands": ros["commands"],
         "sim_stop_zone_cuts": sum(sum(e["stop_zone_cuts"]) for e in sim),
+        # As rates: a node commands on its own clock (and between episodes),
+        # the simulator once per robot-step, so the counts alone do not compare.
+        "stop_zone_cuts_per_1000_commands": per_1000(ros["stop_zone_cuts"], ros["commands"]),
+        "sim_stop_zone_cuts_per_1000_steps": per_1000(
+            sum(sum(e["stop_zone_cuts"]) for e in sim),
+            sum(sum(e["driving_steps"]) for e in sim),
+        ),
         "ros_wall_s": round(ros["wall_s"], 1),
         "sim_wall_s": round(sim_wall, 1),
     }
@@ -452,9 +468,11 @@ def run(args: argparse.Namespace) -> int:
             " without the robot's command (the bridge waited for every other one)"
         )
     print(
-        f"  stop zone cut {report['stop_zone_cuts']} commands of {ros['robot_steps']}"
-        f" robot-steps on ROS, {report['sim_stop_zone_cuts']} in the simulator (the safety"
-        " layer, not the policy, kept a robot clear)"
+        f"  stop zone cut {report['stop_zone_cuts']} of {ros['commands']} commands on ROS"
+        f" ({report['stop_zone_cuts_per_1000_commands']} per 1000),"
+        f" {report['sim_stop_zone_cuts']} in the simulator"
+        f" ({report['sim_stop_zone_cuts_per_1000_steps']} per 1000 robot-steps): the safety"
+        " layer, not the policy, kept a robot clear"
     )
     if args.json:
         print(json.dumps(report))
