@@ -66,10 +66,13 @@ class CheckpointPolicy(Policy):
         if not self.shared:
             raise ConfigError(
                 f"this policy has one actor per robot for {m} robots; it cannot drive {n}."
-                " Evaluate with --robots {m}, or train with algo.share_actor=true"
+                f" Evaluate with --robots {m}, or train with algo.share_actor=true"
             )
+        # The shared actor reads each robot's row alone, so the rows that fill
+        # the last group of m are copies whose actions are dropped. A team
+        # smaller than half the trained slots (4 of 16) needs several copies.
         groups = math.ceil(n / m)
-        padded = np.concatenate([obs, obs[:, : groups * m - n]], axis=1) if groups * m > n else obs
+        padded = np.take(obs, np.arange(groups * m) % n, axis=1)
         actions, _ = self.learner.act(padded.reshape(e * groups, m, d), deterministic=True)
         return actions.reshape(e, groups * m, -1)[:, :n]
 

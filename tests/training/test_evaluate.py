@@ -85,6 +85,16 @@ def test_shared_actor_drives_more_robots_than_trained_and_draws_them(run_dir, tm
     assert picture.stat().st_size > 5_000
 
 
+def test_a_shared_actor_trained_on_4_robots_drives_a_team_of_1(tmp_path, capsys):
+    """Fewer robots than half the trained ones (a nav_teams checkpoint has 16 slots,
+    a team of 4 is a matrix cell): the trained count is filled with copies."""
+    run = train_tiny_run(tmp_path / "run", "sim.num_robots=4")
+    args = ["eval", str(run), "--episodes", "1", "--robots", "1", "--json"]
+    assert swarm(args) == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["robots"] == 1 and report["episodes"] == 1
+
+
 def test_a_policy_trained_with_robot_indices_says_so_at_another_robot_count(tmp_path, capsys):
     """A shared actor with each robot's index as input: at 3 robots two share one."""
     run = train_tiny_run(tmp_path / "run", "algo.agent_id=onehot")
