@@ -22,11 +22,11 @@ $(STAMP): pyproject.toml constraints.txt $(foreach p,$(ROS_PKGS),$(p)/setup.py)
 demo: setup
 	$(BIN)/swarm demo
 
-# Two test files at a time: most ROS tests wait on DDS and timers rather than
-# on a core, so two workers take the suite from about 11 to under 7 minutes on
-# 2 cores (tests are written to pass on a loaded machine). TEST_WORKERS=0 runs
-# them one by one.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 runs two test files at a time: most ROS tests wait on DDS and
+# timers rather than on a core, so the suite takes about 7 minutes on 2 cores
+# instead of 11. One by one is the default: with two workers, 1 run in 3 lost a
+# node's shutdown or a respawn's first command to the other worker's load.
+TEST_WORKERS ?= 0
 
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
