@@ -281,7 +281,8 @@ def test_the_policy_nodes_tests_pass_in_the_robot_install(robot_venv, tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     summary = output.strip().splitlines()[-1]
-    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+    # "1 xfailed" is a known flake marked so, not a failure.
+    assert re.search(r"\d+ passed", summary) and not re.search(r"\d+ failed", summary), summary
     # A test skipped for a missing module means the robot install lacks what the
     # node needs (or the tests wrongly need training code).
     missing = [line for line in output.splitlines() if "SKIPPED" in line and "needs" in line]
