@@ -298,7 +298,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mappo_training.evaluate import ExportedPolicy, evaluate
+    from mappo_training.evaluate import ExportedPolicy, evaluate, stop_zone_numbers
     from mappo_training.sim import SimConfig
     from mappo_training.sim.episodes import summarize
     from swarm_contract.config import ConfigError, from_dict
@@ -434,10 +434,9 @@ def run(args: argparse.Namespace) -> int:
         # As rates: a node commands on its own clock (and between episodes),
         # the simulator once per robot-step, so the counts alone do not compare.
         "stop_zone_cuts_per_1000_commands": per_1000(ros["stop_zone_cuts"], ros["commands"]),
-        "sim_stop_zone_cuts_per_1000_steps": per_1000(
-            sum(sum(e["stop_zone_cuts"]) for e in sim),
-            sum(sum(e["driving_steps"]) for e in sim),
-        ),
+        "sim_stop_zone_cuts_per_1000_steps": stop_zone_numbers(sim)[
+            "stop_zone_cuts_per_1000_steps"
+        ],
         "ros_wall_s": round(ros["wall_s"], 1),
         "sim_wall_s": round(sim_wall, 1),
     }
